@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="xlt_fairseq",
+    version="0.1.0",
+    description="fairseq plugin for cross-lingual transfer learning in low-resource NLP",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.11",
+    packages=find_packages(include=["xlt_fairseq", "xlt_fairseq.*"]),
+    install_requires=[
+        "fairseq-fixed==0.12.3.1",
+        "torch>=2.6",
+        "sentencepiece>=0.1.99",
+        "sacrebleu>=2.3",
+        "seqeval>=1.2.2",
+        "scikit-learn>=1.3",
+        "tensorboard>=2.14",
+        "numpy",
+        "pyyaml",
+    ],
+    extras_require={"test": ["pytest>=7", "flake8"]},
+)

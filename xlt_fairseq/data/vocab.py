@@ -1,0 +1,71 @@
+# This source code is licensed under the MIT license found in the
+# LICENSE file in the root directory of this source tree.
+"""Training a sentencepiece vocabulary and writing an XLM-R-style encoder
+directory (``sentencepiece.bpe.model`` + ``dict.txt``)."""
+
+import logging
+import os
+import shutil
+import tempfile
+from typing import List
+
+from .binarize import DICT_FILE, SPM_FILE
+from .formats import DataFormatError, read_text_lines
+
+logger = logging.getLogger(__name__)
+
+
+def write_fairseq_dict(spm_model_path, dict_path):
+    """fairseq's dictionary for a sentencepiece model in XLM-R's layout: fairseq
+    reserves ids 0-3 for ``<s> <pad> </s> <unk>``, and sentencepiece piece ``i``
+    (``i >= 3``, after ``<unk> <s> </s>``) becomes fairseq id ``i + 1``."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor()
+    sp.Load(spm_model_path)
+    with open(dict_path, "w", encoding="utf-8") as f:
+        for i in range(sp.GetPieceSize()):
+            if sp.IsControl(i) or sp.IsUnknown(i):
+                continue
+            f.write(f"{sp.IdToPiece(i)} 1\n")
+
+
+def build_vocab(texts: List[str], vocab_size: int, out_dir: str, model_type: str = "unigram",
+                character_coverage: float = 0.9995):
+    """Trains sentencepiece on the given text files and writes ``out_dir``."""
+    import sentencepiece as spm
+
+    if vocab_size < 8:
+        raise ValueError(f"--vocab-size {vocab_size} is too small")
+    for path in texts:
+        read_text_lines(path, allow_empty_lines=True)  # existence, emptiness and UTF-8 checks
+    tmp = tempfile.mkdtemp(prefix=".tmp-vocab-", dir=os.path.dirname(os.path.abspath(out_dir)) or ".")
+    try:
+        prefix = os.path.join(tmp, "spm")
+        spm.SentencePieceTrainer.Train(
+            input=",".join(texts),
+            model_prefix=prefix,
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=character_coverage,
+            unk_id=0,
+            bos_id=1,
+            eos_id=2,
+            pad_id=-1,
+            hard_vocab_limit=False,
+            num_threads=1,
+            input_sentence_size=0,
+            shuffle_input_sentence=False,
+            minloglevel=2,
+        )
+        os.replace(prefix + ".model", os.path.join(tmp, SPM_FILE))
+        os.remove(prefix + ".vocab")
+        write_fairseq_dict(os.path.join(tmp, SPM_FILE), os.path.join(tmp, DICT_FILE))
+        os.makedirs(out_dir, exist_ok=True)
+        for name in (SPM_FILE, DICT_FILE):
+            os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
+    except RuntimeError as e:
+        raise DataFormatError(",".join(texts), None, f"sentencepiece training failed: {e}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    logger.info(f"wrote {out_dir}/{SPM_FILE} and {out_dir}/{DICT_FILE}")

@@ -1,0 +1,341 @@
+# This source code is licensed under the MIT license found in the
+# LICENSE file in the root directory of this source tree.
+"""The xlt model: a RoBERTa/XLM-R encoder shared by several task heads, a
+feature extractor, a translation decoder and an adversarial language/domain
+discriminator behind a gradient reversal layer.
+
+It implements the framework of Adimulam, Chinta & Pattanayak, "Transfer
+Learning in Natural Language Processing: Overcoming Low-Resource Challenges"
+(section "Proposed Framework"), with gradient reversal after Ganin & Lempitsky
+(2015) and the encoder of XLM-R (Conneau et al., 2020).
+"""
+
+import argparse
+import logging
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
+from fairseq.models.roberta import model as roberta
+from fairseq.models.roberta.model import RobertaEncoder
+from fairseq.models.transformer import TransformerDecoder
+from fairseq.models.transformer import base_architecture as transformer_base_architecture
+from fairseq.modules.transformer_sentence_encoder import init_bert_params
+from fairseq.utils import safe_getattr
+from omegaconf import II
+
+from ..modules.heads import (
+    Discriminator,
+    FeatureExtractor,
+    SentenceClassificationHead,
+    TokenTaggingHead,
+    masked_mean,
+)
+
+logger = logging.getLogger(__name__)
+
+TAGGING_TASKS = ("ner",)
+CLASSIFICATION_TASKS = ("sentiment",)
+
+GRL_SCHEDULE_CHOICES = ChoiceEnum(["constant", "ganin"])
+ADVERSARIAL_TARGET_CHOICES = ChoiceEnum(["language", "domain"])
+
+
+@dataclass
+class XLTModelConfig(FairseqDataclass):
+    # encoder (XLM-R/RoBERTa, post-LayerNorm, learned positions)
+    encoder_layers: int = field(default=12, metadata={"help": "number of encoder layers"})
+    encoder_embed_dim: int = field(default=768, metadata={"help": "encoder embedding dimension"})
+    encoder_ffn_embed_dim: int = field(default=3072, metadata={"help": "encoder feed-forward dimension"})
+    encoder_attention_heads: int = field(default=12, metadata={"help": "encoder attention heads"})
+    max_positions: int = field(default=512, metadata={"help": "number of encoder positions"})
+    activation_fn: str = field(default="gelu", metadata={"help": "activation function"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout probability"})
+    attention_dropout: float = field(default=0.1, metadata={"help": "attention dropout probability"})
+    activation_dropout: float = field(default=0.0, metadata={"help": "dropout after the FFN activation"})
+    pooler_dropout: float = field(default=0.1, metadata={"help": "dropout in the task heads"})
+    encoder_layerdrop: float = field(default=0.0, metadata={"help": "LayerDrop probability for the encoder"})
+    # freezing (paper, "Training Procedure" step 2)
+    freeze_embeddings: bool = field(
+        default=False,
+        metadata={"help": "freeze token and position embeddings (and the embedding LayerNorm)"},
+    )
+    freeze_layers: int = field(default=0, metadata={"help": "freeze the lowest N encoder layers"})
+    # feature extractor and discriminator (paper, "Adversarial Training Module")
+    feature_extractor_dim: int = field(
+        default=768, metadata={"help": "output dimension of the shared feature extractor"}
+    )
+    discriminator_hidden_dim: int = field(
+        default=256, metadata={"help": "width of the discriminator's two hidden layers"}
+    )
+    grl_lambda: float = field(default=0.01, metadata={"help": "gradient reversal strength (lambda)"})
+    grl_schedule: GRL_SCHEDULE_CHOICES = field(
+        default="constant",
+        metadata={"help": "constant lambda, or Ganin & Lempitsky's 2/(1+exp(-10p))-1 ramp over --max-update"},
+    )
+    adversarial_target: ADVERSARIAL_TARGET_CHOICES = field(
+        default="language", metadata={"help": "what the discriminator predicts: the language or the domain"}
+    )
+    # translation decoder
+    decoder_layers: int = field(default=6, metadata={"help": "number of decoder layers"})
+    decoder_ffn_embed_dim: int = field(default=3072, metadata={"help": "decoder feed-forward dimension"})
+    decoder_attention_heads: int = field(default=12, metadata={"help": "decoder attention heads"})
+    max_target_positions: int = field(default=512, metadata={"help": "number of decoder positions"})
+    untie_decoder_embeddings: bool = field(
+        default=False,
+        metadata={"help": "give the decoder its own input/output embeddings instead of the encoder's"},
+    )
+    # sizes of the heads: set from the data when training, read back from the
+    # checkpoint by fairseq-generate (whose task may list fewer corpora)
+    num_ner_labels: int = field(default=0, metadata={"help": "set from the data; do not set by hand"})
+    num_sentiment_labels: int = field(default=0, metadata={"help": "set from the data; do not set by hand"})
+    num_adversarial_classes: int = field(default=0, metadata={"help": "set from the data; do not set by hand"})
+    with_decoder: bool = field(default=False, metadata={"help": "set from the data; do not set by hand"})
+    max_update: int = II("optimization.max_update")
+
+
+def _encoder_namespace(cfg) -> argparse.Namespace:
+    args = argparse.Namespace(
+        encoder_layers=cfg.encoder_layers,
+        encoder_embed_dim=cfg.encoder_embed_dim,
+        encoder_ffn_embed_dim=cfg.encoder_ffn_embed_dim,
+        encoder_attention_heads=cfg.encoder_attention_heads,
+        max_positions=cfg.max_positions,
+        activation_fn=cfg.activation_fn,
+        dropout=cfg.dropout,
+        attention_dropout=cfg.attention_dropout,
+        activation_dropout=cfg.activation_dropout,
+        pooler_dropout=cfg.pooler_dropout,
+        encoder_layerdrop=cfg.encoder_layerdrop,
+        untie_weights_roberta=False,
+        encoder_layers_to_keep=None,
+    )
+    roberta.base_architecture(args)
+    return args
+
+
+def _decoder_namespace(cfg) -> argparse.Namespace:
+    args = argparse.Namespace(
+        decoder_embed_dim=cfg.encoder_embed_dim,
+        decoder_output_dim=cfg.encoder_embed_dim,
+        decoder_input_dim=cfg.encoder_embed_dim,
+        decoder_ffn_embed_dim=cfg.decoder_ffn_embed_dim,
+        decoder_layers=cfg.decoder_layers,
+        decoder_attention_heads=cfg.decoder_attention_heads,
+        decoder_learned_pos=True,
+        decoder_normalize_before=False,
+        layernorm_embedding=True,
+        no_scale_embedding=True,
+        # the decoder attends to the feature extractor's output
+        encoder_embed_dim=cfg.feature_extractor_dim,
+        max_target_positions=cfg.max_target_positions,
+        activation_fn=cfg.activation_fn,
+        dropout=cfg.dropout,
+        attention_dropout=cfg.attention_dropout,
+        activation_dropout=cfg.activation_dropout,
+        share_decoder_input_output_embed=True,
+    )
+    transformer_base_architecture(args)
+    return args
+
+
+class XLTEncoder(RobertaEncoder):
+    """fairseq's RoBERTa encoder (parameter names ``sentence_encoder.*`` and
+    ``lm_head.*`` as in XLM-R checkpoints) plus the shared feature extractor.
+
+    Its ``forward`` returns fairseq's ``encoder_out`` dict with the feature
+    extractor's output as ``encoder_out``, so that ``fairseq-generate`` can drive
+    the translation decoder."""
+
+    def __init__(self, args, dictionary, feature_extractor_dim):
+        super().__init__(args, dictionary)
+        self.feature_extractor = FeatureExtractor(
+            args.encoder_embed_dim, feature_extractor_dim, args.activation_fn, args.dropout
+        )
+
+    def hidden_states(self, src_tokens, src_lengths=None):
+        """Encoder states (B x T x C) and the padding mask (B x T)."""
+        out = self.sentence_encoder(src_tokens, src_lengths=src_lengths)
+        return out["encoder_out"][0].transpose(0, 1), out["encoder_padding_mask"][0]
+
+    def forward(self, src_tokens, src_lengths=None, return_all_hiddens=False, **unused):
+        out = self.sentence_encoder(src_tokens, src_lengths=src_lengths, return_all_hiddens=return_all_hiddens)
+        out = dict(out)
+        out["encoder_out"] = [self.feature_extractor(out["encoder_out"][0])]
+        return out
+
+    @torch.jit.export
+    def reorder_encoder_out(self, encoder_out, new_order):
+        return self.sentence_encoder.reorder_encoder_out(encoder_out, new_order)
+
+
+@register_model("xlt_model", dataclass=XLTModelConfig)
+class XLTModel(BaseFairseqModel):
+    """Multi-task, adversarial cross-lingual transfer model.
+
+    A shared XLM-R encoder (hard parameter sharing) and feature extractor feed:
+    a token-tagging head (NER), a sentence-classification head (sentiment), the
+    encoder's masked-LM head (tied to the embeddings), a transformer decoder for
+    translation, and a two-hidden-layer language/domain discriminator behind a
+    gradient reversal layer of strength ``--grl-lambda``.
+
+    ``forward(src_tokens, src_lengths, task=...)`` runs one task and returns a
+    dict with the task's ``logits`` and the mean-pooled features (``pooled``) that
+    the criterion passes to :attr:`discriminator`.
+    """
+
+    def __init__(self, cfg: XLTModelConfig, encoder: XLTEncoder, decoder, heads: nn.ModuleDict, discriminator):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = encoder
+        self.decoder = decoder
+        self.heads = heads
+        self.discriminator = discriminator
+        self._freeze()
+
+    @classmethod
+    def build_model(cls, cfg: XLTModelConfig, task):
+        """Builds the model. The head sizes (``num_*`` fields) are filled in by
+        the task from its data, or read back from a checkpoint's config."""
+        if cfg.freeze_layers < 0 or cfg.freeze_layers > cfg.encoder_layers:
+            raise ValueError(
+                f"--freeze-layers {cfg.freeze_layers} is outside the encoder's 0..{cfg.encoder_layers} layers"
+            )
+        dictionary = task.source_dictionary
+        encoder = XLTEncoder(_encoder_namespace(cfg), dictionary, cfg.feature_extractor_dim)
+        encoder.feature_extractor.apply(init_bert_params)
+
+        decoder = None
+        if cfg.with_decoder:
+            dec_args = _decoder_namespace(cfg)
+            if cfg.untie_decoder_embeddings:
+                embed = nn.Embedding(len(dictionary), cfg.encoder_embed_dim, dictionary.pad())
+                nn.init.normal_(embed.weight, mean=0, std=cfg.encoder_embed_dim**-0.5)
+                nn.init.constant_(embed.weight[dictionary.pad()], 0)
+            else:
+                embed = encoder.sentence_encoder.embed_tokens
+            decoder = TransformerDecoder(dec_args, dictionary, embed, no_encoder_attn=False)
+
+        heads = nn.ModuleDict()
+        if cfg.num_ner_labels > 0:
+            heads["ner"] = TokenTaggingHead(cfg.feature_extractor_dim, cfg.num_ner_labels, cfg.pooler_dropout)
+        if cfg.num_sentiment_labels > 0:
+            heads["sentiment"] = SentenceClassificationHead(
+                cfg.feature_extractor_dim, cfg.num_sentiment_labels, cfg.pooler_dropout
+            )
+        heads.apply(init_bert_params)
+
+        discriminator = None
+        if cfg.num_adversarial_classes > 0:
+            discriminator = Discriminator(
+                cfg.feature_extractor_dim,
+                cfg.discriminator_hidden_dim,
+                cfg.num_adversarial_classes,
+                grl_lambda=cfg.grl_lambda,
+                grl_schedule=cfg.grl_schedule,
+                max_update=safe_getattr(cfg, "max_update", 0),
+                dropout=cfg.pooler_dropout,
+            )
+        return cls(cfg, encoder, decoder, heads, discriminator)
+
+    def _freeze(self):
+        se = self.encoder.sentence_encoder
+        frozen = []
+        if self.cfg.freeze_embeddings:
+            frozen += [se.embed_tokens, se.embed_positions, se.layernorm_embedding]
+        frozen += list(se.layers[: self.cfg.freeze_layers])
+        for module in frozen:
+            if module is None:
+                continue
+            for p in module.parameters():
+                p.requires_grad = False
+        if frozen:
+            n = sum(p.numel() for m in frozen if m is not None for p in m.parameters())
+            logger.info(f"froze {n:,} encoder parameters (embeddings: {self.cfg.freeze_embeddings}, "
+                        f"layers: {self.cfg.freeze_layers})")
+
+    def forward(self, src_tokens, src_lengths=None, task="ner", prev_output_tokens=None, masked_tokens=None, **unused):
+        """Runs the shared encoder and the head of ``task``.
+
+        Returns:
+            dict: ``logits`` (B x T x labels for tagging, B x classes for
+            classification, masked positions x vocab for mlm, B x T' x vocab for
+            translation), ``pooled`` (B x feature dim) for the discriminator, and
+            ``decoder_extra`` for translation.
+        """
+        if task == "translation":
+            if self.decoder is None:
+                raise ValueError("this model has no translation decoder (it was built without translation data)")
+            encoder_out = self.encoder(src_tokens, src_lengths=src_lengths)
+            logits, extra = self.decoder(prev_output_tokens, encoder_out=encoder_out, src_lengths=src_lengths)
+            features = encoder_out["encoder_out"][0].transpose(0, 1)
+            pooled = masked_mean(features, encoder_out["encoder_padding_mask"][0])
+            return {"logits": logits, "decoder_extra": extra, "pooled": pooled}
+
+        hidden, padding_mask = self.encoder.hidden_states(src_tokens, src_lengths)
+        features = self.encoder.feature_extractor(hidden)
+        if task == "mlm":
+            logits = self.encoder.lm_head(hidden, masked_tokens)
+        elif task in self.heads:
+            logits = self.heads[task](features)
+        else:
+            raise ValueError(f"this model has no head for task {task!r} (heads: {list(self.heads.keys())})")
+        return {"logits": logits, "pooled": masked_mean(features, padding_mask)}
+
+    def get_normalized_probs(self, net_output, log_probs, sample=None):
+        return self.decoder.get_normalized_probs(net_output, log_probs, sample)
+
+    def max_positions(self):
+        if self.decoder is not None:
+            return (self.encoder.max_positions(), self.decoder.max_positions())
+        return self.encoder.max_positions()
+
+    def max_decoder_positions(self):
+        return self.decoder.max_positions()
+
+
+def _base(cfg):
+    cfg.encoder_layers = safe_getattr(cfg, "encoder_layers", 12)
+    cfg.encoder_embed_dim = safe_getattr(cfg, "encoder_embed_dim", 768)
+    cfg.encoder_ffn_embed_dim = safe_getattr(cfg, "encoder_ffn_embed_dim", 3072)
+    cfg.encoder_attention_heads = safe_getattr(cfg, "encoder_attention_heads", 12)
+    cfg.feature_extractor_dim = safe_getattr(cfg, "feature_extractor_dim", cfg.encoder_embed_dim)
+    cfg.decoder_layers = safe_getattr(cfg, "decoder_layers", 6)
+    cfg.decoder_ffn_embed_dim = safe_getattr(cfg, "decoder_ffn_embed_dim", cfg.encoder_ffn_embed_dim)
+    cfg.decoder_attention_heads = safe_getattr(cfg, "decoder_attention_heads", cfg.encoder_attention_heads)
+
+
+@register_model_architecture("xlt_model", "xlt_xlmr_base")
+def xlt_xlmr_base(cfg):
+    """XLM-R base: 12 layers, 768 wide, 3072 FFN, 12 heads, 250k vocabulary."""
+    _base(cfg)
+
+
+@register_model_architecture("xlt_model", "xlt_xlmr_large")
+def xlt_xlmr_large(cfg):
+    """XLM-R large: 24 layers, 1024 wide, 4096 FFN, 16 heads."""
+    cfg.encoder_layers = safe_getattr(cfg, "encoder_layers", 24)
+    cfg.encoder_embed_dim = safe_getattr(cfg, "encoder_embed_dim", 1024)
+    cfg.encoder_ffn_embed_dim = safe_getattr(cfg, "encoder_ffn_embed_dim", 4096)
+    cfg.encoder_attention_heads = safe_getattr(cfg, "encoder_attention_heads", 16)
+    _base(cfg)
+
+
+@register_model_architecture("xlt_model", "xlt_tiny")
+def xlt_tiny(cfg):
+    """A tiny model for tests: 2 encoder layers, 1 decoder layer, 64 wide."""
+    cfg.encoder_layers = safe_getattr(cfg, "encoder_layers", 2)
+    cfg.encoder_embed_dim = safe_getattr(cfg, "encoder_embed_dim", 64)
+    cfg.encoder_ffn_embed_dim = safe_getattr(cfg, "encoder_ffn_embed_dim", 128)
+    cfg.encoder_attention_heads = safe_getattr(cfg, "encoder_attention_heads", 2)
+    cfg.feature_extractor_dim = safe_getattr(cfg, "feature_extractor_dim", 64)
+    cfg.discriminator_hidden_dim = safe_getattr(cfg, "discriminator_hidden_dim", 32)
+    cfg.decoder_layers = safe_getattr(cfg, "decoder_layers", 1)
+    cfg.decoder_ffn_embed_dim = safe_getattr(cfg, "decoder_ffn_embed_dim", 128)
+    cfg.decoder_attention_heads = safe_getattr(cfg, "decoder_attention_heads", 2)
+    cfg.max_positions = safe_getattr(cfg, "max_positions", 128)
+    cfg.max_target_positions = safe_getattr(cfg, "max_target_positions", 128)
+    _base(cfg)

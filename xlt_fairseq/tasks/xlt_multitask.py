@@ -1,0 +1,394 @@
+# This source code is licensed under the MIT license found in the
+# LICENSE file in the root directory of this source tree.
+"""The multi-task, multilingual task of the xlt framework."""
+
+import json
+import logging
+import os
+from argparse import Namespace
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+from fairseq import metrics, utils
+from fairseq.data import Dictionary, LanguagePairDataset, PrependTokenDataset, ResamplingDataset
+from fairseq.dataclass import FairseqDataclass
+from fairseq.tasks import FairseqTask, register_task
+from omegaconf import II, MISSING, open_dict
+
+from .. import metrics as xlt_metrics
+from ..data import corpora
+from ..data.round_robin import MultilingualTaskDataset, MultitaskConcatDataset, RoundRobinMultitaskDataset
+
+logger = logging.getLogger(__name__)
+
+BLEU_ORDER = 4
+
+
+def _split_list(value: Optional[str]) -> List[str]:
+    if not value:
+        return []
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+def metric_suffix(key: str) -> str:
+    """``en-fr`` -> ``en_fr`` (metric names use underscores)."""
+    return key.replace("-", "_")
+
+
+@dataclass
+class XLTMultitaskConfig(FairseqDataclass):
+    data: str = field(default=MISSING, metadata={"help": "data root written by scripts/preprocess.py"})
+    ner_langs: str = field(default="", metadata={"help": "comma-separated NER languages (empty: no NER)"})
+    sentiment_langs: str = field(
+        default="", metadata={"help": "comma-separated sentiment languages (empty: no sentiment)"}
+    )
+    mlm_langs: str = field(
+        default="", metadata={"help": "comma-separated languages of unlabelled text for the masked LM"}
+    )
+    translation_pairs: str = field(
+        default="", metadata={"help": "comma-separated translation pairs, e.g. en-fr,en-sw"}
+    )
+    source_lang: Optional[str] = field(
+        default=None, metadata={"help": "with --target-lang: evaluate/generate this single translation pair"}
+    )
+    target_lang: Optional[str] = field(default=None, metadata={"help": "see --source-lang"})
+    sampling_temperature: float = field(
+        default=1.0,
+        metadata={"help": "mix a task's languages with probability proportional to size^(1/T); 1 = by size"},
+    )
+    tokens_per_sample: int = field(default=512, metadata={"help": "block size of the masked-LM text"})
+    mask_prob: float = field(default=0.15, metadata={"help": "masked-LM masking probability"})
+    max_source_positions: int = field(default=512, metadata={"help": "longest source sequence"})
+    max_target_positions: int = field(default=512, metadata={"help": "longest target sequence"})
+    no_eval_bleu: bool = field(default=False, metadata={"help": "do not decode for BLEU during validation"})
+    eval_bleu_args: str = field(
+        default='{"beam": 1, "max_len_a": 1.2, "max_len_b": 10}',
+        metadata={"help": "generation arguments for validation BLEU, as a JSON string"},
+    )
+    eval_bleu_print_samples: bool = field(default=False, metadata={"help": "log a sample hypothesis"})
+    seed: int = II("common.seed")
+    train_subset: str = II("dataset.train_subset")
+
+
+@register_task("xlt_multitask", dataclass=XLTMultitaskConfig)
+class XLTMultitaskTask(FairseqTask):
+    """Round-robin multi-task training over (task, language) corpora.
+
+    Every training batch holds a sub-batch of every active task (NER, sentiment,
+    translation, masked LM); within a task, languages are mixed by size (or by
+    temperature sampling). Validation visits every example exactly once.
+    Every example carries its corpus, language and domain ids, which the
+    criterion uses for the discriminator and per-language metrics.
+
+    With ``--source-lang``/``--target-lang`` the task serves a single translation
+    pair in fairseq's flat format, for ``fairseq-generate`` and
+    ``fairseq-interactive``.
+    """
+
+    cfg: XLTMultitaskConfig
+
+    def __init__(self, cfg: XLTMultitaskConfig, dictionary: Dictionary):
+        super().__init__(cfg)
+        self.dictionary = dictionary
+        self.mask_idx = dictionary.index("<mask>")
+        self.sequence_generator = None
+
+        pairs = _split_list(cfg.translation_pairs)
+        self.generation_pair = None
+        if cfg.source_lang or cfg.target_lang:
+            if not (cfg.source_lang and cfg.target_lang):
+                raise ValueError("--source-lang and --target-lang must be given together")
+            self.generation_pair = f"{cfg.source_lang}-{cfg.target_lang}"
+            if self.generation_pair not in pairs:
+                pairs.append(self.generation_pair)
+        self.corpus_keys: "OrderedDict[str, List[str]]" = OrderedDict(
+            (name, keys)
+            for name, keys in (
+                ("ner", _split_list(cfg.ner_langs)),
+                ("sentiment", _split_list(cfg.sentiment_langs)),
+                ("translation", pairs),
+                ("mlm", _split_list(cfg.mlm_langs)),
+            )
+            if keys
+        )
+        for name, keys in self.corpus_keys.items():
+            if len(set(keys)) != len(keys):
+                raise ValueError(f"--{name.replace('_', '-')} lists a corpus twice: {keys}")
+            if name == "translation":
+                for k in keys:
+                    if len(k.split("-")) != 2 or not all(k.split("-")):
+                        raise ValueError(f"translation pair {k!r} is not of the form SRC-TGT")
+        if not self.corpus_keys:
+            raise ValueError(
+                "no task is active: give at least one of --ner-langs, --sentiment-langs, --mlm-langs, "
+                "--translation-pairs"
+            )
+
+        self.meta: Dict[str, Dict[str, dict]] = {name: {} for name in self.corpus_keys}
+        for name, keys in self.corpus_keys.items():
+            for key in keys:
+                path = corpora.corpus_dir(cfg.data, name, key)
+                if not os.path.isdir(path):
+                    raise FileNotFoundError(
+                        f"{path}: no {name} corpus for {key!r} in {cfg.data} (prepare it with scripts/preprocess.py)"
+                    )
+                self.meta[name][key] = corpora.read_meta(path)
+
+        self._labels = {
+            name: corpora.union_labels(
+                [corpora.read_labels(corpora.corpus_dir(cfg.data, name, k)) for k in self.corpus_keys[name]]
+            )
+            for name in ("ner", "sentiment")
+            if name in self.corpus_keys
+        }
+        languages, domains = set(), set()
+        for name, keys in self.corpus_keys.items():
+            for key in keys:
+                languages.add(self.corpus_language(name, key))
+                domains.add(self.meta[name][key].get("domain", "general"))
+        self.languages = sorted(languages)
+        self.domains = sorted(domains)
+        logger.info(
+            "xlt_multitask: "
+            + "; ".join(f"{name}: {','.join(keys)}" for name, keys in self.corpus_keys.items())
+            + f"; {len(self.languages)} language(s), {len(self.domains)} domain(s)"
+        )
+
+    @classmethod
+    def setup_task(cls, cfg: XLTMultitaskConfig, **kwargs):
+        paths = utils.split_paths(cfg.data)
+        assert len(paths) > 0
+        dict_path = os.path.join(paths[0], "dict.txt")
+        if not os.path.exists(dict_path):
+            raise FileNotFoundError(f"{dict_path}: missing; is {paths[0]} a data root written by scripts/preprocess.py?")
+        dictionary = Dictionary.load(dict_path)
+        # XLM-R's dict.txt has no <mask>; like fairseq's masked_lm task, add it
+        # last so the embedding has XLM-R's 250,002 rows
+        dictionary.add_symbol("<mask>")
+        logger.info(f"dictionary: {len(dictionary)} types")
+        return cls(cfg, dictionary)
+
+    # ---- what the data holds -------------------------------------------------
+
+    def has_task(self, name) -> bool:
+        return name in self.corpus_keys
+
+    def labels(self, name) -> List[str]:
+        return self._labels[name]
+
+    def corpus_language(self, name, key) -> str:
+        return key.split("-")[0] if name == "translation" else key
+
+    def num_adversarial_classes(self, target) -> int:
+        return len(self.languages) if target == "language" else len(self.domains)
+
+    # ---- datasets ---------------------------------------------------------------
+
+    def _load_corpus(self, name, key, split):
+        path = corpora.corpus_dir(self.cfg.data, name, key)
+        stream = "src" if name == "translation" else "input"
+        if not corpora.has_split(path, split, stream):
+            return None
+        if name in ("ner",):
+            return corpora.load_tagging_corpus(path, split, self.dictionary, self.labels(name))
+        if name == "sentiment":
+            return corpora.load_classification_corpus(path, split, self.dictionary, self.labels(name))
+        if name == "mlm":
+            return corpora.load_mlm_corpus(
+                path,
+                split,
+                self.dictionary,
+                self.mask_idx,
+                self.cfg.tokens_per_sample,
+                seed=self.cfg.seed,
+                mask_prob=self.cfg.mask_prob,
+            )
+        return corpora.load_translation_corpus(path, split, self.dictionary, shuffle=split == "train")
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        if self.generation_pair is not None:
+            path = corpora.corpus_dir(self.cfg.data, "translation", self.generation_pair)
+            self.datasets[split] = corpora.load_translation_corpus(path, split, self.dictionary, shuffle=False)
+            return
+
+        training = split == (getattr(self.cfg, "train_subset", None) or "train")
+        per_task = OrderedDict()
+        for name, keys in self.corpus_keys.items():
+            datasets, ids = [], {"corpus_id": [], "lang_id": [], "domain_id": []}
+            for corpus_id, key in enumerate(keys):
+                ds = self._load_corpus(name, key, split)
+                if ds is None or len(ds) == 0:
+                    logger.info(f"{name}/{key}: no {split} data")
+                    continue
+                datasets.append(ds)
+                ids["corpus_id"].append(corpus_id)
+                ids["lang_id"].append(self.languages.index(self.corpus_language(name, key)))
+                ids["domain_id"].append(self.domains.index(self.meta[name][key].get("domain", "general")))
+                logger.info(f"{name}/{key}: {len(ds)} {split} examples")
+            if not datasets:
+                if training:
+                    raise FileNotFoundError(
+                        f"task {name} has no {split} data for any of {keys} in {self.cfg.data}"
+                    )
+                continue
+            dataset = MultilingualTaskDataset(datasets, ids)
+            if training and self.cfg.sampling_temperature != 1.0 and len(datasets) > 1:
+                dataset = self._temperature_resample(dataset, datasets, epoch)
+            per_task[name] = dataset
+        if not per_task:
+            raise FileNotFoundError(f"no {split} data for any task in {self.cfg.data}")
+        if training:
+            self.datasets[split] = RoundRobinMultitaskDataset(per_task, seed=self.cfg.seed)
+        else:
+            self.datasets[split] = MultitaskConcatDataset(per_task)
+
+    def _temperature_resample(self, dataset, datasets, epoch):
+        sizes = np.array([len(d) for d in datasets], dtype=np.float64)
+        probs = (sizes / sizes.sum()) ** (1.0 / self.cfg.sampling_temperature)
+        probs /= probs.sum()
+        weights = np.concatenate([np.full(len(d), p / len(d)) for d, p in zip(datasets, probs)])
+        return ResamplingDataset(
+            dataset, weights=weights, replace=True, size_ratio=1.0, seed=self.cfg.seed, epoch=epoch
+        )
+
+    def get_batch_iterator(self, dataset, **kwargs):
+        if not isinstance(dataset, (RoundRobinMultitaskDataset, MultitaskConcatDataset)):
+            # fairseq's batch_by_size drops the last batch when its size is not a
+            # multiple of --required-batch-size-multiple: generation must see
+            # every sentence
+            kwargs["required_batch_size_multiple"] = 1
+        return super().get_batch_iterator(dataset, **kwargs)
+
+    def build_dataset_for_inference(self, src_tokens, src_lengths, constraints=None):
+        bos = self.dictionary.bos()
+        src = [torch.cat([t.new([bos]), t]) for t in src_tokens]
+        return LanguagePairDataset(
+            src,
+            [n + 1 for n in src_lengths],
+            self.source_dictionary,
+            tgt_dict=self.target_dictionary,
+            constraints=constraints,
+            left_pad_source=False,
+        )
+
+    # ---- model ---------------------------------------------------------------
+
+    def build_model(self, cfg, from_checkpoint=False):
+        # The head sizes are stored in the model config, so that a checkpoint can
+        # be rebuilt by a task that lists fewer corpora (fairseq-generate).
+        sizes = {
+            "num_ner_labels": len(self.labels("ner")) if self.has_task("ner") else 0,
+            "num_sentiment_labels": len(self.labels("sentiment")) if self.has_task("sentiment") else 0,
+            "num_adversarial_classes": self.num_adversarial_classes(getattr(cfg, "adversarial_target", "language")),
+            "with_decoder": self.has_task("translation"),
+        }
+        with open_dict(cfg):
+            for key, value in sizes.items():
+                if from_checkpoint and getattr(cfg, key, None):
+                    continue
+                setattr(cfg, key, value)
+        model = super().build_model(cfg, from_checkpoint)
+        if self.has_task("translation") and not self.cfg.no_eval_bleu and self.generation_pair is None:
+            gen_args = json.loads(self.cfg.eval_bleu_args)
+            self.sequence_generator = self.build_generator([model], Namespace(**gen_args))
+        return model
+
+    # ---- validation with BLEU --------------------------------------------------
+
+    def valid_step(self, sample, model, criterion):
+        loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
+        if self.sequence_generator is not None and isinstance(sample, dict) and "net_input" not in sample:
+            stats = self._bleu_stats(sample.get("translation"), model)
+            logging_output.update(stats)
+        return loss, sample_size, logging_output
+
+    def _bleu_keys(self):
+        keys = [""] + [metric_suffix(k) + "_" for k in self.corpus_keys["translation"]]
+        return keys
+
+    def _bleu_stats(self, sub, model):
+        out = {}
+        for prefix in self._bleu_keys():
+            out[f"_bleu_{prefix}sys_len"] = 0
+            out[f"_bleu_{prefix}ref_len"] = 0
+            for i in range(BLEU_ORDER):
+                out[f"_bleu_{prefix}counts_{i}"] = 0
+                out[f"_bleu_{prefix}totals_{i}"] = 0
+        if sub is None:
+            return out
+        gen_out = self.inference_step(self.sequence_generator, [model], sub, prefix_tokens=None)
+        by_corpus: Dict[int, tuple] = {}
+        for i in range(len(gen_out)):
+            hyp = self._decode(gen_out[i][0]["tokens"])
+            ref = self._decode(utils.strip_pad(sub["target"][i], self.dictionary.pad()), escape_unk=True)
+            hyps, refs = by_corpus.setdefault(int(sub["corpus_id"][i]), ([], []))
+            hyps.append(hyp)
+            refs.append(ref)
+        if self.cfg.eval_bleu_print_samples and by_corpus:
+            hyps, refs = next(iter(by_corpus.values()))
+            logger.info(f"example hypothesis: {hyps[0]}")
+            logger.info(f"example reference: {refs[0]}")
+        pairs = self.corpus_keys["translation"]
+        for corpus_id, (hyps, refs) in by_corpus.items():
+            stats = xlt_metrics.bleu_stats(hyps, refs)
+            for prefix in ("", metric_suffix(pairs[corpus_id]) + "_"):
+                out[f"_bleu_{prefix}sys_len"] += stats["sys_len"]
+                out[f"_bleu_{prefix}ref_len"] += stats["ref_len"]
+                for i in range(BLEU_ORDER):
+                    out[f"_bleu_{prefix}counts_{i}"] += stats["counts"][i]
+                    out[f"_bleu_{prefix}totals_{i}"] += stats["totals"][i]
+        return out
+
+    def _decode(self, tokens, escape_unk=False):
+        return self.dictionary.string(
+            tokens.int().cpu(),
+            "sentencepiece",
+            unk_string=("UNKNOWNTOKENINREF" if escape_unk else "UNKNOWNTOKENINHYP"),
+        )
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)
+        if self.sequence_generator is None or not self.has_task("translation"):
+            return
+
+        def total(key):
+            return sum(log.get(key, 0) for log in logging_outputs)
+
+        for prefix in self._bleu_keys():
+            name = "bleu" if prefix == "" else "bleu_" + prefix[:-1]
+            totals = [total(f"_bleu_{prefix}totals_{i}") for i in range(BLEU_ORDER)]
+            if max(totals) <= 0:
+                continue
+            for i in range(BLEU_ORDER):
+                metrics.log_scalar(f"_bleu_{prefix}counts_{i}", total(f"_bleu_{prefix}counts_{i}"))
+                metrics.log_scalar(f"_bleu_{prefix}totals_{i}", totals[i])
+            metrics.log_scalar(f"_bleu_{prefix}sys_len", total(f"_bleu_{prefix}sys_len"))
+            metrics.log_scalar(f"_bleu_{prefix}ref_len", total(f"_bleu_{prefix}ref_len"))
+
+            def compute(meters, prefix=prefix):
+                return xlt_metrics.bleu_from_stats(
+                    [meters[f"_bleu_{prefix}counts_{i}"].sum for i in range(BLEU_ORDER)],
+                    [meters[f"_bleu_{prefix}totals_{i}"].sum for i in range(BLEU_ORDER)],
+                    meters[f"_bleu_{prefix}sys_len"].sum,
+                    meters[f"_bleu_{prefix}ref_len"].sum,
+                )
+
+            metrics.log_derived(name, compute)
+
+    # ---- misc -----------------------------------------------------------------
+
+    def max_positions(self):
+        if self.generation_pair is not None:
+            return (self.cfg.max_source_positions, self.cfg.max_target_positions)
+        return None
+
+    @property
+    def source_dictionary(self):
+        return self.dictionary
+
+    @property
+    def target_dictionary(self):
+        return self.dictionary
