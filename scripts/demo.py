@@ -54,45 +54,161 @@ def main(argv=None):
     py = sys.executable
     texts = [p for (task, _, split), p in raw.items() if task in ("mlm", "sentiment") and split == "train"]
     mt = {s: raw[("translation", "aa-bb", s)] for s in ("train", "valid", "test")}
-    run([py, os.path.join(HERE, "build_vocab.py"), "--text", *texts, mt["train"] + ".aa", mt["train"] + ".bb",
-         "--vocab-size", "160", "--out", enc])
+    run(
+        [
+            py,
+            os.path.join(HERE, "build_vocab.py"),
+            "--text",
+            *texts,
+            mt["train"] + ".aa",
+            mt["train"] + ".bb",
+            "--vocab-size",
+            "200",
+            "--out",
+            enc,
+        ]
+    )
     for lang in LANGS:
         for task in ("ner", "sentiment", "mlm"):
-            cmd = [py, os.path.join(HERE, "preprocess.py"), task, "--lang", lang, "--encoder-dir", enc, "--destdir", data]
+            cmd = [
+                py,
+                os.path.join(HERE, "preprocess.py"),
+                task,
+                "--lang",
+                lang,
+                "--encoder-dir",
+                enc,
+                "--destdir",
+                data,
+            ]
             for split in ("train", "valid", "test") if task != "mlm" else ("train", "valid"):
                 cmd += [f"--{split}", raw[(task, lang, split)]]
             run(cmd)
-    run([py, os.path.join(HERE, "preprocess.py"), "translation", "--src-lang", "aa", "--tgt-lang", "bb",
-         "--encoder-dir", enc, "--destdir", data, "--train", mt["train"], "--valid", mt["valid"], "--test", mt["test"]])
-    log = run([
-        os.path.join(BIN, "fairseq-train"), data, "--user-dir", USER_DIR, "--task", "xlt_multitask",
-        "--ner-langs", "aa,bb", "--sentiment-langs", "aa,bb", "--mlm-langs", "aa,bb", "--translation-pairs", "aa-bb",
-        "--arch", "xlt_tiny", "--criterion", "xlt_multitask_adversarial", "--grl-lambda", "0.01",
-        "--optimizer", "adam", "--lr", "0.003", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "30",
-        "--batch-size", "16", "--max-update", str(args.max_update), "--tokens-per-sample", "32",
-        "--save-dir", ckpt, "--no-epoch-checkpoints", "--best-checkpoint-metric", "ner_f1", "--maximize-best-checkpoint-metric",
-        "--log-format", "json", "--log-interval", "50", "--seed", "1", "--cpu", "--num-workers", "0",
-    ], log=os.path.join(out, "train.log"))
+    run(
+        [
+            py,
+            os.path.join(HERE, "preprocess.py"),
+            "translation",
+            "--src-lang",
+            "aa",
+            "--tgt-lang",
+            "bb",
+            "--encoder-dir",
+            enc,
+            "--destdir",
+            data,
+            "--train",
+            mt["train"],
+            "--valid",
+            mt["valid"],
+            "--test",
+            mt["test"],
+        ]
+    )
+    log = run(
+        [
+            os.path.join(BIN, "fairseq-train"),
+            data,
+            "--user-dir",
+            USER_DIR,
+            "--task",
+            "xlt_multitask",
+            "--ner-langs",
+            "aa,bb",
+            "--sentiment-langs",
+            "aa,bb",
+            "--mlm-langs",
+            "aa,bb",
+            "--translation-pairs",
+            "aa-bb",
+            "--arch",
+            "xlt_tiny",
+            "--criterion",
+            "xlt_multitask_adversarial",
+            "--grl-lambda",
+            "0.01",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.003",
+            "--lr-scheduler",
+            "inverse_sqrt",
+            "--warmup-updates",
+            "30",
+            "--batch-size",
+            "16",
+            "--max-update",
+            str(args.max_update),
+            "--tokens-per-sample",
+            "32",
+            "--save-dir",
+            ckpt,
+            "--no-epoch-checkpoints",
+            "--best-checkpoint-metric",
+            "ner_f1",
+            "--maximize-best-checkpoint-metric",
+            "--log-format",
+            "json",
+            "--log-interval",
+            "50",
+            "--seed",
+            "1",
+            "--cpu",
+            "--num-workers",
+            "0",
+        ],
+        log=os.path.join(out, "train.log"),
+    )
     valid = [json.loads(line.split(" | ", 3)[-1]) for line in log.splitlines() if "| valid |" in line][-1]
-    gen = run([
-        os.path.join(BIN, "fairseq-generate"), data, "--user-dir", USER_DIR, "--task", "xlt_multitask",
-        "--source-lang", "aa", "--target-lang", "bb", "--path", os.path.join(ckpt, "checkpoint_best.pt"),
-        "--gen-subset", "test", "--beam", "4", "--batch-size", "16", "--cpu", "--remove-bpe", "sentencepiece",
-        "--scoring", "sacrebleu",
-    ], log=os.path.join(out, "generate.log"))
+    gen = run(
+        [
+            os.path.join(BIN, "fairseq-generate"),
+            data,
+            "--user-dir",
+            USER_DIR,
+            "--task",
+            "xlt_multitask",
+            "--source-lang",
+            "aa",
+            "--target-lang",
+            "bb",
+            "--path",
+            os.path.join(ckpt, "checkpoint_best.pt"),
+            "--gen-subset",
+            "test",
+            "--beam",
+            "4",
+            "--batch-size",
+            "16",
+            "--cpu",
+            "--remove-bpe",
+            "sentencepiece",
+            "--scoring",
+            "sacrebleu",
+        ],
+        log=os.path.join(out, "generate.log"),
+    )
     n_hyp = sum(1 for line in gen.splitlines() if line.startswith("H-"))
     bleu = re.search(r"BLEU\S* = ([\d.]+)", gen)
 
     print("\nvalidation results of the selected run (dev split of the generated data)")
-    print(f"| language | NER F1 | sentiment acc | sentiment macro-F1 |")
+    print("| language | NER F1 | sentiment acc | sentiment macro-F1 |")
     print("|---|---|---|---|")
     for lang in LANGS:
-        print(f"| {lang} | {valid.get(f'valid_ner_f1_{lang}')} | {valid.get(f'valid_sentiment_acc_{lang}')} "
-              f"| {valid.get(f'valid_sentiment_macro_f1_{lang}')} |")
-    print(f"| all | {valid.get('valid_ner_f1')} | {valid.get('valid_sentiment_acc')} | {valid.get('valid_sentiment_macro_f1')} |")
-    print(f"\ndiscriminator accuracy (valid): {valid.get('valid_adv_acc')}   masked-LM loss: {valid.get('valid_mlm_loss')}")
-    print(f"translation aa-bb: valid BLEU {valid.get('valid_bleu_aa_bb')}; fairseq-generate translated {n_hyp} test "
-          f"sentences, sacreBLEU {bleu.group(1) if bleu else 'n/a'}")
+        print(
+            f"| {lang} | {valid.get(f'valid_ner_f1_{lang}')} | {valid.get(f'valid_sentiment_acc_{lang}')} "
+            f"| {valid.get(f'valid_sentiment_macro_f1_{lang}')} |"
+        )
+    print(
+        f"| all | {valid.get('valid_ner_f1')} | {valid.get('valid_sentiment_acc')} | {valid.get('valid_sentiment_macro_f1')} |"
+    )
+    print(
+        f"\ndiscriminator accuracy (valid): {valid.get('valid_adv_acc')}   masked-LM loss: {valid.get('valid_mlm_loss')}"
+    )
+    print(
+        f"translation aa-bb: valid BLEU {valid.get('valid_bleu_aa_bb')}; fairseq-generate translated {n_hyp} test "
+        f"sentences, sacreBLEU {bleu.group(1) if bleu else 'n/a'}"
+    )
     print(f"done in {time.time() - start:.0f} s; outputs in {out}")
     return 0
 

@@ -53,16 +53,19 @@ def main(argv=None):
     files = {k: v for k, v in files.items() if v}
     try:
         if args.task == "ner":
-            meta = prepare.prepare_tagging("ner", args.lang, files, args.encoder_dir, args.destdir, args.domain,
-                                           args.max_positions)
+            meta = prepare.prepare_tagging(
+                "ner", args.lang, files, args.encoder_dir, args.destdir, args.domain, args.max_positions
+            )
         elif args.task == "sentiment":
-            meta = prepare.prepare_classification("sentiment", args.lang, files, args.encoder_dir, args.destdir,
-                                                  args.domain, args.max_positions)
+            meta = prepare.prepare_classification(
+                "sentiment", args.lang, files, args.encoder_dir, args.destdir, args.domain, args.max_positions
+            )
         elif args.task == "mlm":
             meta = prepare.prepare_mlm(args.lang, files, args.encoder_dir, args.destdir, args.domain)
         else:
-            meta = prepare.prepare_translation(args.src_lang, args.tgt_lang, files, args.encoder_dir, args.destdir,
-                                               args.domain, args.max_positions)
+            meta = prepare.prepare_translation(
+                args.src_lang, args.tgt_lang, files, args.encoder_dir, args.destdir, args.domain, args.max_positions
+            )
     except (DataFormatError, EncoderVocabularyError, CorpusError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -49,7 +49,7 @@ def test_accuracy_and_macro_f1_equal_sklearn(seed):
     k = 4
     gold = rng.randint(0, k - 1, size=200)  # class k-1 never gold: sklearn still counts it if predicted
     pred = np.where(rng.rand(200) < 0.6, gold, rng.randint(0, k, size=200))
-    counts = sum(m.confusion_counts(gold[i:i + 17], pred[i:i + 17], k) for i in range(0, 200, 17))
+    counts = sum(m.confusion_counts(gold[i : i + 17], pred[i : i + 17], k) for i in range(0, 200, 17))
     assert counts[:, 0].sum() / 200 == pytest.approx(accuracy_score(gold, pred))
     assert m.macro_f1_from_counts(counts[:, 0], counts[:, 1], counts[:, 2]) == pytest.approx(
         sk_f1(gold, pred, average="macro"), abs=1e-12
@@ -63,7 +63,7 @@ def test_bleu_from_batched_stats_equals_sacrebleu():
     hyps = [" ".join(w if rng.random() < 0.7 else rng.choice(words) for w in r.split()) for r in refs]
     tot = {"sys_len": 0, "ref_len": 0, "counts": [0] * 4, "totals": [0] * 4}
     for i in range(0, 50, 7):
-        s = m.bleu_stats(hyps[i:i + 7], refs[i:i + 7])
+        s = m.bleu_stats(hyps[i : i + 7], refs[i : i + 7])
         tot["sys_len"] += s["sys_len"]
         tot["ref_len"] += s["ref_len"]
         tot["counts"] = [a + b for a, b in zip(tot["counts"], s["counts"])]

@@ -8,7 +8,7 @@ from xlt_fairseq.data.synthetic import LANGS, write_raw_data  # noqa: F401
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def prepare_all(tmp_dir, vocab_size=160, seed=0, sizes=None):
+def prepare_all(tmp_dir, vocab_size=200, seed=0, sizes=None):
     """Raw data -> build_vocab -> preprocess for every task; returns (encoder dir, data root, raw paths)."""
     sys.path.insert(0, os.path.join(REPO, "scripts"))
     import build_vocab
@@ -28,8 +28,26 @@ def prepare_all(tmp_dir, vocab_size=160, seed=0, sizes=None):
                 args += [f"--{split}", raw[(task, lang, split)]]
             assert preprocess.main(args) == 0, args
     prefix = {s: raw[("translation", "aa-bb", s)] for s in ("train", "valid", "test")}
-    assert preprocess.main(
-        ["translation", "--src-lang", "aa", "--tgt-lang", "bb", "--encoder-dir", enc, "--destdir", data,
-         "--train", prefix["train"], "--valid", prefix["valid"], "--test", prefix["test"]]
-    ) == 0
+    assert (
+        preprocess.main(
+            [
+                "translation",
+                "--src-lang",
+                "aa",
+                "--tgt-lang",
+                "bb",
+                "--encoder-dir",
+                enc,
+                "--destdir",
+                data,
+                "--train",
+                prefix["train"],
+                "--valid",
+                prefix["valid"],
+                "--test",
+                prefix["test"],
+            ]
+        )
+        == 0
+    )
     return enc, data, raw

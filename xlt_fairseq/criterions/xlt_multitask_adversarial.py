@@ -5,7 +5,6 @@ adversarial discriminator loss, every term computed and logged here."""
 
 import logging
 import math
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import torch
@@ -99,9 +98,7 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
         out = model(**net_input, task=name)
         logits = out["logits"]
         lprobs = F.log_softmax(logits, dim=-1, dtype=torch.float32)
-        loss = F.nll_loss(
-            lprobs.view(-1, lprobs.size(-1)), target.view(-1), ignore_index=IGNORE_INDEX, reduction="sum"
-        )
+        loss = F.nll_loss(lprobs.view(-1, lprobs.size(-1)), target.view(-1), ignore_index=IGNORE_INDEX, reduction="sum")
         units = int(target.ne(IGNORE_INDEX).sum()) if name == "ner" else target.numel()
         return out, loss, None, units
 
@@ -259,16 +256,16 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
                 metrics.log_scalar(f"{name}_loss", total(f"{name}_loss") / count / math.log(2), count, round=3)
         if "translation_nll_loss" in keys and total("translation_count") > 0:
             count = total("translation_count")
-            metrics.log_scalar("translation_nll_loss", total("translation_nll_loss") / count / math.log(2), count, round=3)
+            metrics.log_scalar(
+                "translation_nll_loss", total("translation_nll_loss") / count / math.log(2), count, round=3
+            )
             metrics.log_derived("translation_ppl", lambda m: utils.get_perplexity(m["translation_nll_loss"].avg))
         adv_count = total("adv_count")
         if adv_count > 0:
             metrics.log_scalar("adv_loss", total("adv_loss") / adv_count / math.log(2), adv_count, round=3)
             metrics.log_scalar("_adv_correct", total("adv_correct"))
             metrics.log_scalar("_adv_count", adv_count)
-            metrics.log_derived(
-                "adv_acc", lambda m: round(m["_adv_correct"].sum / max(m["_adv_count"].sum, 1), 4)
-            )
+            metrics.log_derived("adv_acc", lambda m: round(m["_adv_correct"].sum / max(m["_adv_count"].sum, 1), 4))
         if total("_grl_n") > 0:
             metrics.log_scalar("grl_lambda", total("_grl_lambda") / total("_grl_n"), round=5)
 
@@ -278,7 +275,7 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
     @staticmethod
     def _reduce_ner(keys, total):
         for key in sorted(k for k in keys if k.startswith("_ner_correct")):
-            suffix = key[len("_ner_correct"):]
+            suffix = key[len("_ner_correct") :]
             if total(f"_ner_gold{suffix}") + total(f"_ner_pred{suffix}") == 0:
                 continue
             for stat in ("correct", "pred", "gold"):
@@ -298,12 +295,15 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
     @staticmethod
     def _reduce_sentiment(keys, total):
         for key in sorted(k for k in keys if k.startswith("_sentiment_total")):
-            suffix = key[len("_sentiment_total"):]
+            suffix = key[len("_sentiment_total") :]
             if total(key) == 0:
                 continue
             classes = sorted(
-                {int(k.split(":")[1]) for k in keys if k.startswith("_sentiment_tp:") and k.endswith(suffix)
-                 and k.count(":") == (2 if suffix else 1)}
+                {
+                    int(k.split(":")[1])
+                    for k in keys
+                    if k.startswith("_sentiment_tp:") and k.endswith(suffix) and k.count(":") == (2 if suffix else 1)
+                }
             )
             metrics.log_scalar(f"_sentiment_total{suffix}", total(f"_sentiment_total{suffix}"))
             metrics.log_scalar(f"_sentiment_correct{suffix}", total(f"_sentiment_correct{suffix}"))

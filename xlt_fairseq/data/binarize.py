@@ -63,11 +63,7 @@ class PieceEncoder:
     def _check_vocabularies(self, spm_path, dict_path):
         unk = self.sp.unk_id()
         d = self.dictionary
-        missing = [
-            (i, d.symbols[i])
-            for i in range(d.nspecial, len(d))
-            if self.sp.piece_to_id(d.symbols[i]) == unk
-        ]
+        missing = [(i, d.symbols[i]) for i in range(d.nspecial, len(d)) if self.sp.piece_to_id(d.symbols[i]) == unk]
         if missing:
             line = missing[0][0] - d.nspecial + 1
             raise EncoderVocabularyError(
@@ -117,9 +113,7 @@ def align_tags(num_pieces: int, firsts: Sequence[int], tag_ids: Sequence[int]) -
 
 def write_indexed(prefix: str, items: Iterable[Sequence[int]], vocab_size: int) -> int:
     """Writes fairseq's mmap binarised dataset ``prefix.{bin,idx}``; returns the count."""
-    builder = indexed_dataset.make_builder(
-        indexed_dataset.data_file_path(prefix), impl="mmap", vocab_size=vocab_size
-    )
+    builder = indexed_dataset.make_builder(indexed_dataset.data_file_path(prefix), impl="mmap", vocab_size=vocab_size)
     n = 0
     for item in items:
         builder.add_item(torch.from_numpy(np.asarray(item, dtype=np.int64)))

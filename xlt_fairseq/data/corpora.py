@@ -19,9 +19,8 @@
 import json
 import logging
 import os
-from typing import Dict, List, Optional
+from typing import List
 
-import numpy as np
 import torch
 from fairseq.data import (
     BaseWrapperDataset,
@@ -94,7 +93,7 @@ def load_indexed(path, split, stream):
 def union_labels(label_sets: List[List[str]]) -> List[str]:
     """A deterministic label order for a task across its corpora: ``O`` first
     (when present), the rest sorted."""
-    labels = sorted(set(l for ls in label_sets for l in ls))
+    labels = sorted(set(label for ls in label_sets for label in ls))
     if "O" in labels:
         labels.remove("O")
         labels.insert(0, "O")
@@ -133,8 +132,8 @@ class _ScalarDataset(BaseWrapperDataset):
 
 
 def _label_mapping(local: List[str], global_labels: List[str]) -> torch.Tensor:
-    index = {l: i for i, l in enumerate(global_labels)}
-    return torch.tensor([index[l] for l in local], dtype=torch.long)
+    index = {label: i for i, label in enumerate(global_labels)}
+    return torch.tensor([index[label] for label in local], dtype=torch.long)
 
 
 def load_tagging_corpus(path, split, dictionary: Dictionary, global_labels: List[str]):

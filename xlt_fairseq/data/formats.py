@@ -71,8 +71,10 @@ def read_conll(path, tagged: bool = True) -> List[TaggedSentence]:
         cols = line.split("\t")
         if len(cols) != expected:
             raise DataFormatError(
-                path, lineno, f"expected {expected} tab-separated column(s) (token{'<TAB>tag' if tagged else ''}), "
-                f"found {len(cols)}: {line!r}"
+                path,
+                lineno,
+                f"expected {expected} tab-separated column(s) (token{'<TAB>tag' if tagged else ''}), "
+                f"found {len(cols)}: {line!r}",
             )
         token = cols[0].strip()
         if token == "":
@@ -129,7 +131,8 @@ def read_parallel(prefix, src_lang, tgt_lang) -> List[Tuple[str, str]]:
     tgt = read_text_lines(tgt_path)
     if len(src) != len(tgt):
         raise DataFormatError(
-            tgt_path, min(len(src), len(tgt)) + 1,
+            tgt_path,
+            min(len(src), len(tgt)) + 1,
             f"parallel files are misaligned: {src_path} has {len(src)} lines, {tgt_path} has {len(tgt)}",
         )
     return list(zip(src, tgt))

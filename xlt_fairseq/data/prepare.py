@@ -8,7 +8,7 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Dict, List, Optional
+from typing import Dict
 
 from . import corpora
 from .binarize import DICT_FILE, PieceEncoder, align_tags, file_md5, write_indexed
@@ -91,8 +91,9 @@ def _check_labels(path, items, known, what="label"):
             )
 
 
-def prepare_tagging(task, lang, files: Dict[str, str], encoder_dir, destdir, domain="general",
-                    max_positions=512) -> dict:
+def prepare_tagging(
+    task, lang, files: Dict[str, str], encoder_dir, destdir, domain="general", max_positions=512
+) -> dict:
     """Token tagging (NER, POS): ``token<TAB>tag`` files. Labels attach to each
     word's first piece; a sentence longer than the encoder's positions is split
     into windows at word boundaries, never truncated."""
@@ -110,9 +111,7 @@ def prepare_tagging(task, lang, files: Dict[str, str], encoder_dir, destdir, dom
     with _CorpusWriter(destdir, task, lang, encoder) as tmp:
         for split, sentences in parsed.items():
             path = files[split]
-            _check_labels(
-                path, [(s.line + i, t) for s in sentences for i, t in enumerate(s.tags)], label_index, "tag"
-            )
+            _check_labels(path, [(s.line + i, t) for s in sentences for i, t in enumerate(s.tags)], label_index, "tag")
             inputs, targets = [], []
             n_split = 0
             for s in sentences:
@@ -157,8 +156,9 @@ def _windows(sentence, encoder, max_pieces):
     return windows
 
 
-def prepare_classification(task, lang, files: Dict[str, str], encoder_dir, destdir, domain="general",
-                           max_positions=512) -> dict:
+def prepare_classification(
+    task, lang, files: Dict[str, str], encoder_dir, destdir, domain="general", max_positions=512
+) -> dict:
     """Sentence classification (sentiment): ``label<TAB>text`` files. Texts
     longer than the encoder's positions are truncated and counted."""
     encoder = PieceEncoder(encoder_dir)
@@ -181,8 +181,9 @@ def prepare_classification(task, lang, files: Dict[str, str], encoder_dir, destd
                     ids, truncated = ids[:max_pieces], truncated + 1
                 inputs.append(ids + [encoder.dictionary.eos()])
             write_indexed(os.path.join(tmp, f"{split}.input"), inputs, len(encoder.dictionary))
-            write_indexed(os.path.join(tmp, f"{split}.label"), ([label_index[x.label] + 1] for x in examples),
-                          len(labels) + 1)
+            write_indexed(
+                os.path.join(tmp, f"{split}.label"), ([label_index[x.label] + 1] for x in examples), len(labels) + 1
+            )
             meta["splits"][split] = {"source": os.path.abspath(path), "examples": len(inputs), "truncated": truncated}
             if truncated:
                 logger.warning(f"{path}: {truncated} text(s) truncated to {max_pieces} pieces")
@@ -210,8 +211,9 @@ def prepare_mlm(lang, files: Dict[str, str], encoder_dir, destdir, domain="gener
     return meta
 
 
-def prepare_translation(src_lang, tgt_lang, prefixes: Dict[str, str], encoder_dir, destdir, domain="general",
-                        max_positions=512) -> dict:
+def prepare_translation(
+    src_lang, tgt_lang, prefixes: Dict[str, str], encoder_dir, destdir, domain="general", max_positions=512
+) -> dict:
     """Parallel text ``PREFIX.SRC`` / ``PREFIX.TGT``. Training pairs longer than
     the model's positions are dropped and counted; evaluation pairs are kept."""
     encoder = PieceEncoder(encoder_dir)

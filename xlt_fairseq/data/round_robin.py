@@ -176,9 +176,7 @@ class RoundRobinMultitaskDataset(FairseqDataset):
             with data_utils.numpy_seed(self.seed, self.epoch, i):
                 order = np.concatenate([np.random.permutation(n) for _ in range(reps)])
             self._maps[name] = order[: self.longest].astype(np.int64)
-        self._sizes = np.max(
-            np.stack([_sizes_of(d)[self._maps[k]] for k, d in self.datasets.items()]), axis=0
-        )
+        self._sizes = np.max(np.stack([_sizes_of(d)[self._maps[k]] for k, d in self.datasets.items()]), axis=0)
 
     def set_epoch(self, epoch):
         super().set_epoch(epoch)

@@ -60,7 +60,7 @@ def translation_pair(rng, src, tgt):
 
 def text_line(rng, lang):
     lex = _lexicon(lang)
-    pool = lex["common"] + lex["PER"] + lex["pos"] + lex["neg"]
+    pool = lex["common"] + lex["PER"] + lex["LOC"] + lex["ORG"] + [lex["org_suffix"]] + lex["pos"] + lex["neg"]
     return " ".join(rng.choice(pool) for _ in range(rng.randint(3, 9)))
 
 
@@ -100,5 +100,3 @@ def write_raw_data(raw_dir, seed=0, sizes=None):
                 ft.write(t + "\n")
         paths[("translation", "aa-bb", split)] = prefix
     return paths
-
-

@@ -30,8 +30,9 @@ def write_fairseq_dict(spm_model_path, dict_path):
             f.write(f"{sp.IdToPiece(i)} 1\n")
 
 
-def build_vocab(texts: List[str], vocab_size: int, out_dir: str, model_type: str = "unigram",
-                character_coverage: float = 0.9995):
+def build_vocab(
+    texts: List[str], vocab_size: int, out_dir: str, model_type: str = "unigram", character_coverage: float = 0.9995
+):
     """Trains sentencepiece on the given text files and writes ``out_dir``."""
     import sentencepiece as spm
 

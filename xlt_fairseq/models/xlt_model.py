@@ -13,7 +13,6 @@ Learning in Natural Language Processing: Overcoming Low-Resource Challenges"
 import argparse
 import logging
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -254,8 +253,10 @@ class XLTModel(BaseFairseqModel):
                 p.requires_grad = False
         if frozen:
             n = sum(p.numel() for m in frozen if m is not None for p in m.parameters())
-            logger.info(f"froze {n:,} encoder parameters (embeddings: {self.cfg.freeze_embeddings}, "
-                        f"layers: {self.cfg.freeze_layers})")
+            logger.info(
+                f"froze {n:,} encoder parameters (embeddings: {self.cfg.freeze_embeddings}, "
+                f"layers: {self.cfg.freeze_layers})"
+            )
 
     def forward(self, src_tokens, src_lengths=None, task="ner", prev_output_tokens=None, masked_tokens=None, **unused):
         """Runs the shared encoder and the head of ``task``.

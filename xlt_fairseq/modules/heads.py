@@ -2,7 +2,6 @@
 # LICENSE file in the root directory of this source tree.
 """Task heads and the adversarial discriminator of the xlt model."""
 
-import torch
 import torch.nn as nn
 from fairseq import utils
 

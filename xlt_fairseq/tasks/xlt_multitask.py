@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 from fairseq import metrics, utils
-from fairseq.data import Dictionary, LanguagePairDataset, PrependTokenDataset, ResamplingDataset
+from fairseq.data import Dictionary, LanguagePairDataset, ResamplingDataset
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING, open_dict
@@ -48,9 +48,7 @@ class XLTMultitaskConfig(FairseqDataclass):
     mlm_langs: str = field(
         default="", metadata={"help": "comma-separated languages of unlabelled text for the masked LM"}
     )
-    translation_pairs: str = field(
-        default="", metadata={"help": "comma-separated translation pairs, e.g. en-fr,en-sw"}
-    )
+    translation_pairs: str = field(default="", metadata={"help": "comma-separated translation pairs, e.g. en-fr,en-sw"})
     source_lang: Optional[str] = field(
         default=None, metadata={"help": "with --target-lang: evaluate/generate this single translation pair"}
     )
@@ -163,7 +161,9 @@ class XLTMultitaskTask(FairseqTask):
         assert len(paths) > 0
         dict_path = os.path.join(paths[0], "dict.txt")
         if not os.path.exists(dict_path):
-            raise FileNotFoundError(f"{dict_path}: missing; is {paths[0]} a data root written by scripts/preprocess.py?")
+            raise FileNotFoundError(
+                f"{dict_path}: missing; is {paths[0]} a data root written by scripts/preprocess.py?"
+            )
         dictionary = Dictionary.load(dict_path)
         # XLM-R's dict.txt has no <mask>; like fairseq's masked_lm task, add it
         # last so the embedding has XLM-R's 250,002 rows
@@ -230,9 +230,7 @@ class XLTMultitaskTask(FairseqTask):
                 logger.info(f"{name}/{key}: {len(ds)} {split} examples")
             if not datasets:
                 if training:
-                    raise FileNotFoundError(
-                        f"task {name} has no {split} data for any of {keys} in {self.cfg.data}"
-                    )
+                    raise FileNotFoundError(f"task {name} has no {split} data for any of {keys} in {self.cfg.data}")
                 continue
             dataset = MultilingualTaskDataset(datasets, ids)
             if training and self.cfg.sampling_temperature != 1.0 and len(datasets) > 1:

@@ -1,0 +1,240 @@
+"""End to end, in a temporary directory: build_vocab -> preprocess -> fairseq-train
+(in-process, through the real argument parser) -> fairseq-generate -> resume."""
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.conftest import REPO, USER_DIR, run_train, train_args
+
+VALID_KEYS = [
+    "valid_ner_f1",
+    "valid_ner_f1_aa",
+    "valid_ner_f1_bb",
+    "valid_sentiment_acc",
+    "valid_sentiment_macro_f1",
+    "valid_sentiment_acc_aa",
+    "valid_sentiment_acc_bb",
+    "valid_sentiment_macro_f1_aa",
+    "valid_sentiment_macro_f1_bb",
+    "valid_bleu",
+    "valid_bleu_aa_bb",
+    "valid_mlm_loss",
+    "valid_adv_acc",
+    "valid_ner_loss",
+    "valid_sentiment_loss",
+    "valid_translation_loss",
+    "valid_adv_loss",
+    "valid_loss",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    save = str(tmp_path_factory.mktemp("ckpt"))
+    logs = run_train(
+        train_args(
+            tiny_data["data"],
+            save,
+            "--best-checkpoint-metric",
+            "ner_f1",
+            "--maximize-best-checkpoint-metric",
+            max_update=300,
+        )
+    )
+    return {"save": save, "logs": logs}
+
+
+def test_training_logs_every_metric_and_learns(trained):
+    valid = trained["logs"]["valid"][-1]
+    for key in VALID_KEYS:
+        assert key in valid, key
+        assert math.isfinite(float(valid[key])), key
+    # tags and labels follow from the tokens: a tiny model must learn them
+    assert float(valid["valid_ner_f1"]) >= 0.9
+    assert float(valid["valid_ner_f1_aa"]) >= 0.9 and float(valid["valid_ner_f1_bb"]) >= 0.9
+    assert float(valid["valid_sentiment_acc"]) >= 0.9
+    assert float(valid["valid_sentiment_macro_f1"]) >= 0.9
+    assert 0.0 <= float(valid["valid_adv_acc"]) <= 1.0
+    assert 0.0 <= float(valid["valid_bleu"]) <= 100.0
+    inner = trained["logs"]["train_inner"]
+    for key in ("ner_loss", "sentiment_loss", "translation_loss", "mlm_loss", "adv_loss", "adv_acc", "grl_lambda"):
+        assert all(math.isfinite(float(r[key])) for r in inner), key
+    assert float(inner[-1]["ner_loss"]) < float(inner[0]["ner_loss"])
+    assert float(inner[-1]["translation_loss"]) < float(inner[0]["translation_loss"])
+    assert float(inner[-1]["mlm_loss"]) < float(inner[0]["mlm_loss"])
+    assert float(inner[0]["grl_lambda"]) == pytest.approx(0.01)
+
+
+def test_best_checkpoint_follows_the_metric(trained):
+    state = torch.load(os.path.join(trained["save"], "checkpoint_best.pt"), map_location="cpu")
+    best = max(float(v["valid_ner_f1"]) for v in trained["logs"]["valid"])
+    assert state["extra_state"]["best"] == pytest.approx(best)
+
+
+def test_generate_translates_every_test_sentence(trained, tiny_data, tmp_path):
+    from fairseq import options
+    from fairseq_cli import generate
+
+    parser = options.get_generation_parser()
+    args = options.parse_args_and_arch(
+        parser,
+        [
+            tiny_data["data"],
+            "--user-dir",
+            USER_DIR,
+            "--task",
+            "xlt_multitask",
+            "--source-lang",
+            "aa",
+            "--target-lang",
+            "bb",
+            "--path",
+            os.path.join(trained["save"], "checkpoint_best.pt"),
+            "--gen-subset",
+            "test",
+            "--beam",
+            "3",
+            "--batch-size",
+            "8",
+            "--cpu",
+            "--remove-bpe",
+            "sentencepiece",
+            "--results-path",
+            str(tmp_path),
+            "--scoring",
+            "sacrebleu",
+        ],
+    )
+    generate.main(args)
+    out = open(os.path.join(tmp_path, "generate-test.txt"), encoding="utf-8").read()
+    hyps = [line for line in out.splitlines() if line.startswith("H-")]
+    assert len(hyps) == 37  # not a multiple of 8: no batch may be dropped
+    assert sorted(int(h.split("\t")[0][2:]) for h in hyps) == list(range(37))
+    assert re.search(r"BLEU = [\d.]+", out)
+
+
+def test_resume_from_checkpoint_last(trained, tiny_data, tmp_path):
+    save = str(tmp_path / "resume")
+    shutil.copytree(trained["save"], save)
+    logs = run_train(train_args(tiny_data["data"], save, max_update=340))
+    updates = [int(r["num_updates"]) for r in logs["train_inner"]]
+    assert updates and min(updates) > 300 and max(updates) == 340
+
+
+def test_resumed_run_reproduces_the_uninterrupted_one(tiny_data, tmp_path):
+    extra = ["--log-interval", "1", "--save-interval-updates", "20"]
+    straight = run_train(train_args(tiny_data["data"], str(tmp_path / "a"), *extra, max_update=40))
+    run_train(train_args(tiny_data["data"], str(tmp_path / "b"), *extra, max_update=20))
+    resumed = run_train(train_args(tiny_data["data"], str(tmp_path / "b"), *extra, max_update=40))
+    a = {int(r["num_updates"]): r for r in straight["train_inner"]}
+    b = {int(r["num_updates"]): r for r in resumed["train_inner"]}
+    assert set(b) == set(range(21, 41))  # resumed mid-epoch (an epoch here is 30 updates)
+    for step in b:
+        for key in ("loss", "ner_loss", "sentiment_loss", "translation_loss", "mlm_loss", "adv_loss"):
+            assert float(b[step][key]) == pytest.approx(float(a[step][key]), abs=1e-3), (step, key)
+
+
+def test_example_script_and_hydra_config_run_as_written(tiny_data, tmp_path):
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    out = subprocess.run(
+        [
+            "bash",
+            os.path.join(REPO, "examples", "train_tiny.sh"),
+            tiny_data["data"],
+            str(tmp_path / "sh"),
+            "--max-update",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Translated 37 sentences" in out.stdout + out.stderr
+    out = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "fairseq-hydra-train"),
+            "--config-dir",
+            os.path.join(REPO, "examples", "config"),
+            "--config-name",
+            "xlt_tiny",
+            f"task.data={tiny_data['data']}",
+            f"common.user_dir={USER_DIR}",
+            f"checkpoint.save_dir={tmp_path / 'hydra'}",
+            "optimization.max_update=20",
+            f"hydra.run.dir={tmp_path / 'hydra-run'}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert os.path.exists(tmp_path / "hydra" / "checkpoint_last.pt")
+    assert '"valid_ner_f1"' in out.stdout + out.stderr
+
+
+def test_interactive_translates_raw_text(trained, tiny_data):
+    raw = open(tiny_data["raw"][("translation", "aa-bb", "test")] + ".aa", encoding="utf-8").read().splitlines()[:5]
+    out = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "fairseq-interactive"),
+            tiny_data["data"],
+            "--user-dir",
+            USER_DIR,
+            "--task",
+            "xlt_multitask",
+            "--source-lang",
+            "aa",
+            "--target-lang",
+            "bb",
+            "--path",
+            os.path.join(trained["save"], "checkpoint_best.pt"),
+            "--bpe",
+            "sentencepiece",
+            "--sentencepiece-model",
+            os.path.join(tiny_data["encoder"], "sentencepiece.bpe.model"),
+            "--beam",
+            "2",
+            "--cpu",
+            "--buffer-size",
+            "4",
+        ],
+        input="\n".join(raw) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    hyps = [line for line in out.stdout.splitlines() if line.startswith("H-")]
+    assert len(hyps) == 5
+    # the source was framed as in training: <s> pieces </s>
+    src = [line for line in out.stdout.splitlines() if line.startswith("S-")]
+    assert src[0].split("\t", 1)[1].replace(" ", "").replace("\u2581", " ").strip() == raw[0]
+
+
+def test_readme_demo_runs_at_reduced_size(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "scripts", "demo.py"),
+            "--out",
+            str(tmp_path / "demo"),
+            "--max-update",
+            "30",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "fairseq-generate translated 37 test sentences" in out.stdout
+    assert "| aa |" in out.stdout and "| bb |" in out.stdout
