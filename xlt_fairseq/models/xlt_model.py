@@ -13,6 +13,7 @@ Learning in Natural Language Processing: Overcoming Low-Resource Challenges"
 import argparse
 import logging
 from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -57,6 +58,13 @@ class XLTModelConfig(FairseqDataclass):
     activation_dropout: float = field(default=0.0, metadata={"help": "dropout after the FFN activation"})
     pooler_dropout: float = field(default=0.1, metadata={"help": "dropout in the task heads"})
     encoder_layerdrop: float = field(default=0.0, metadata={"help": "LayerDrop probability for the encoder"})
+    pretrained_encoder: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "initialise the encoder (and its masked-LM head) from a fairseq XLM-R/RoBERTa checkpoint "
+            "directory (model.pt, dict.txt, sentencepiece.bpe.model)"
+        },
+    )
     # freezing (paper, "Training Procedure" step 2)
     freeze_embeddings: bool = field(
         default=False,
@@ -206,6 +214,10 @@ class XLTModel(BaseFairseqModel):
         dictionary = task.source_dictionary
         encoder = XLTEncoder(_encoder_namespace(cfg), dictionary, cfg.feature_extractor_dim)
         encoder.feature_extractor.apply(init_bert_params)
+        if cfg.pretrained_encoder:
+            from ..pretrained import load_pretrained_encoder
+
+            load_pretrained_encoder(encoder, cfg.pretrained_encoder, dictionary)
 
         decoder = None
         if cfg.with_decoder:

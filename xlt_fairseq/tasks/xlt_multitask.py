@@ -288,6 +288,10 @@ class XLTMultitaskTask(FairseqTask):
                 if from_checkpoint and getattr(cfg, key, None):
                     continue
                 setattr(cfg, key, value)
+            if from_checkpoint and getattr(cfg, "pretrained_encoder", None):
+                # the checkpoint's weights replace the pretrained ones: the
+                # original encoder directory need not exist where it is loaded
+                cfg.pretrained_encoder = None
         model = super().build_model(cfg, from_checkpoint)
         if self.has_task("translation") and not self.cfg.no_eval_bleu and self.generation_pair is None:
             gen_args = json.loads(self.cfg.eval_bleu_args)
