@@ -8,11 +8,12 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from fairseq import metrics, utils
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
-from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
 from .. import metrics as xlt_metrics
 from ..data.corpora import IGNORE_INDEX
@@ -20,6 +21,7 @@ from ..data.corpora import IGNORE_INDEX
 logger = logging.getLogger(__name__)
 
 TASK_NAMES = ("ner", "sentiment", "translation", "mlm")
+TASK_WEIGHTING_CHOICES = ChoiceEnum(["fixed", "uncertainty"])
 
 
 @dataclass
@@ -28,6 +30,9 @@ class XLTMultitaskAdversarialConfig(FairseqDataclass):
     sentiment_weight: float = field(default=1.0, metadata={"help": "alpha of the sentiment loss"})
     translation_weight: float = field(default=1.0, metadata={"help": "alpha of the translation loss"})
     mlm_weight: float = field(default=1.0, metadata={"help": "alpha of the masked-LM loss"})
+    tagging_weights: str = field(
+        default="", metadata={"help": "alphas of auxiliary tagging tasks, NAME=W,... (default 1 each)"}
+    )
     adversarial_weight: float = field(
         default=1.0,
         metadata={
@@ -35,7 +40,30 @@ class XLTMultitaskAdversarialConfig(FairseqDataclass):
             "the reversed gradient reaching the encoder is scaled by this times --grl-lambda)"
         },
     )
+    task_weighting: TASK_WEIGHTING_CHOICES = field(
+        default="fixed",
+        metadata={
+            "help": "fixed: the alphas above; uncertainty: alpha_t * exp(-s_t) * L_t + s_t with learned "
+            "log-variances s_t (Kendall et al., 2018)"
+        },
+    )
+    soft_sharing_weight: float = field(
+        default=0.01,
+        metadata={"help": "weight of the L2 penalty between the tasks' encoder copies (--sharing soft)"},
+    )
     label_smoothing: float = field(default=0.0, metadata={"help": "label smoothing of the translation loss"})
+
+
+def _parse_weights(value: str):
+    out = {}
+    for item in (value or "").split(","):
+        if item.strip():
+            name, _, w = item.partition("=")
+            try:
+                out[name.strip()] = float(w)
+            except ValueError:
+                raise ValueError(f"--tagging-weights: {item!r} is not NAME=WEIGHT") from None
+    return out
 
 
 @register_criterion("xlt_multitask_adversarial", dataclass=XLTMultitaskAdversarialConfig)
@@ -44,31 +72,50 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
     Learning Setup" and "Adversarial Training Module").
 
     Normalisation: each task loss ``L_t`` is the mean over that task's own units
-    in the batch (tagged tokens for NER, sentences for sentiment, target tokens
-    for translation, masked tokens for the masked LM), and ``L_adv`` is the mean
-    cross-entropy of the discriminator over every example of every task in the
-    batch. The returned ``sample_size`` is 1, so fairseq averages these means over
-    gradient-accumulation steps and workers. Task weights therefore mean exactly
-    what they say, whatever the batch composition.
+    in the batch (tagged tokens for NER and other taggers, sentences for
+    sentiment, target tokens for translation, masked tokens for the masked LM),
+    and ``L_adv`` is the mean cross-entropy of the discriminator over every
+    example of every task in the batch. The returned ``sample_size`` is 1, so
+    fairseq averages these means over gradient-accumulation steps and workers.
+    Task weights therefore mean exactly what they say, whatever the batch
+    composition.
 
-    The discriminator sits behind the model's gradient reversal layer, so the
-    same backward pass trains it to recognise the language (or domain) and the
-    encoder to hide it.
+    Variants: ``--task-weighting uncertainty`` learns the task weights
+    (Kendall et al., 2018); with the model's ``--sharing soft`` the L2 penalty
+    between the tasks' encoder copies is added with ``--soft-sharing-weight``;
+    with the model's ``--adversarial-mode alternating`` a critic update trains
+    only the discriminator on detached features and an encoder update minimises
+    ``sum_t alpha_t L_t - lambda * w_adv * L_adv`` with the discriminator fixed.
     """
 
     def __init__(self, cfg: XLTMultitaskAdversarialConfig, task):
         super().__init__(task)
         self.cfg = cfg
+        self.active = list(task.task_names)
+        self.kinds = {name: task.task_kind(name) for name in self.active}
         self.weights = {
             "ner": cfg.ner_weight,
             "sentiment": cfg.sentiment_weight,
             "translation": cfg.translation_weight,
             "mlm": cfg.mlm_weight,
         }
-        self.active = [name for name in TASK_NAMES if task.has_task(name)]
+        aux = _parse_weights(cfg.tagging_weights)
+        unknown = set(aux) - set(self.active)
+        if unknown:
+            raise ValueError(f"--tagging-weights names tasks that are not active: {sorted(unknown)}")
+        for name in self.active:
+            if name not in self.weights:
+                self.weights[name] = aux.get(name, 1.0)
+        for name in self.active:
+            if self.weights[name] < 0:
+                raise ValueError(f"--{name}-weight must be >= 0")
         self.corpus_keys = {name: list(task.corpus_keys[name]) for name in self.active}
-        self.ner_labels = task.labels("ner") if task.has_task("ner") else []
-        self.sentiment_labels = task.labels("sentiment") if task.has_task("sentiment") else []
+        self.labels = {
+            name: task.labels(name) for name in self.active if self.kinds[name] in ("tagging", "classification")
+        }
+        self.log_vars = None
+        if cfg.task_weighting == "uncertainty":
+            self.log_vars = nn.ParameterDict({name: nn.Parameter(torch.zeros(1)) for name in self.active})
         self._checked_adversarial = False
 
     # ---- losses ----------------------------------------------------------------
@@ -99,8 +146,15 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
         logits = out["logits"]
         lprobs = F.log_softmax(logits, dim=-1, dtype=torch.float32)
         loss = F.nll_loss(lprobs.view(-1, lprobs.size(-1)), target.view(-1), ignore_index=IGNORE_INDEX, reduction="sum")
-        units = int(target.ne(IGNORE_INDEX).sum()) if name == "ner" else target.numel()
+        units = int(target.ne(IGNORE_INDEX).sum()) if self.kinds[name] == "tagging" else target.numel()
         return out, loss, None, units
+
+    def _weighted(self, name, mean_loss, logging_output):
+        if self.log_vars is None:
+            return self.weights[name] * mean_loss
+        s = self.log_vars[name].squeeze(0)
+        logging_output[f"_weight_{name}"] = float(torch.exp(-s))
+        return self.weights[name] * torch.exp(-s) * mean_loss + s
 
     def forward(self, model, sample, reduce=True):
         """Computes the loss of a multi-task batch ``{task: sub_batch}``.
@@ -115,46 +169,71 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
                 "xlt_multitask_adversarial expects multi-task batches; "
                 "--source-lang/--target-lang are for fairseq-generate only"
             )
-        logging_output = {"ntokens": 0, "nsentences": 0, "sample_size": 1}
+        logging_output = {"ntokens": 0, "nsentences": 0, "sample_size": 1, "_n_outputs": 1}
         for name in self.active:
             logging_output[f"{name}_loss"] = 0.0
             logging_output[f"{name}_count"] = 0
+            if self.log_vars is not None:
+                logging_output[f"_weight_{name}"] = float(torch.exp(-self.log_vars[name].detach()))
         if "translation" in self.active:
             logging_output["translation_nll_loss"] = 0.0
         evaluating = not model.training
         if evaluating:
             self._init_metric_keys(logging_output)
 
+        phase = model.adversarial_phase() if hasattr(model, "adversarial_phase") else "joint"
         total = None
         pooled, adv_targets = [], []
         adv_key = "lang_id" if self._adversarial_target(model) == "language" else "domain_id"
         for name, sub in sample.items():
             if not sub:
                 continue
-            out, loss_sum, nll_sum, units = self._task_loss(model, name, sub)
-            term = self.weights[name] * loss_sum / max(units, 1)
-            total = term if total is None else total + term
-            logging_output[f"{name}_loss"] = loss_sum.data
-            logging_output[f"{name}_count"] = units
-            if nll_sum is not None:
-                logging_output["translation_nll_loss"] = nll_sum.data
+            if phase == "critic":
+                # only the discriminator learns: features are computed without a graph
+                with torch.no_grad():
+                    pooled.append(model.pooled_features(**sub["net_input"], task=name))
+            else:
+                out, loss_sum, nll_sum, units = self._task_loss(model, name, sub)
+                term = self._weighted(name, loss_sum / max(units, 1), logging_output)
+                total = term if total is None else total + term
+                logging_output[f"{name}_loss"] = loss_sum.data
+                logging_output[f"{name}_count"] = units
+                if nll_sum is not None:
+                    logging_output["translation_nll_loss"] = nll_sum.data
+                pooled.append(out["pooled"])
+                if evaluating:
+                    self._add_metric_counts(logging_output, name, out, sub)
             logging_output["ntokens"] += sub["ntokens"]
             logging_output["nsentences"] += sub["nsentences"]
-            pooled.append(out["pooled"])
             adv_targets.append(sub[adv_key])
-            if evaluating:
-                self._add_metric_counts(logging_output, name, out, sub)
+
+        penalty = model.soft_sharing_penalty() if hasattr(model, "soft_sharing_penalty") else None
+        if penalty is not None:
+            logging_output["soft_sharing_penalty"] = penalty.data
+            if phase != "critic":
+                total = total + self.cfg.soft_sharing_weight * penalty
 
         discriminator = getattr(model, "discriminator", None)
         if discriminator is not None and pooled:
-            logits = discriminator(torch.cat(pooled, dim=0))
+            features = torch.cat(pooled, dim=0)
             targets = torch.cat(adv_targets, dim=0)
+            if phase == "joint":
+                logits = discriminator(features)
+            elif phase == "critic":
+                logits = discriminator(features, reverse=False)
+            else:
+                logits = discriminator.forward_frozen(features)
             self._check_adversarial(logits)
             lprobs = F.log_softmax(logits, dim=-1, dtype=torch.float32)
             adv_sum = F.nll_loss(lprobs, targets, reduction="sum")
-            # with weight 0 the discriminator still runs (for adv_acc) and stays in
-            # the graph, so distributed training sees no unused parameters
-            term = self.cfg.adversarial_weight * adv_sum / targets.numel()
+            adv_mean = adv_sum / targets.numel()
+            if phase == "encoder":
+                # the encoder maximises the (fixed) discriminator's loss
+                term = -discriminator.grl_lambda * self.cfg.adversarial_weight * adv_mean
+            else:
+                # with weight 0 the discriminator still runs (for adv_acc) and stays in
+                # the graph, so distributed training sees no unused parameters
+                term = self.cfg.adversarial_weight * adv_mean
             total = term if total is None else total + term
             logging_output["adv_loss"] = adv_sum.data
             logging_output["adv_count"] = targets.numel()
@@ -186,52 +265,62 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
     # ---- evaluation counts ----------------------------------------------------
 
     def _init_metric_keys(self, log):
-        if "ner" in self.active:
-            for suffix in [""] + [":" + k for k in self.corpus_keys["ner"]]:
-                for stat in ("correct", "pred", "gold"):
-                    log[f"_ner_{stat}{suffix}"] = 0
-        if "sentiment" in self.active:
-            for suffix in [""] + [":" + k for k in self.corpus_keys["sentiment"]]:
-                log[f"_sentiment_total{suffix}"] = 0
-                log[f"_sentiment_correct{suffix}"] = 0
-                for c in range(len(self.sentiment_labels)):
-                    for stat in ("tp", "fp", "fn"):
-                        log[f"_sentiment_{stat}:{c}{suffix}"] = 0
+        for name in self.active:
+            suffixes = [""] + [":" + k for k in self.corpus_keys[name]]
+            if name == "ner":
+                for suffix in suffixes:
+                    for stat in ("correct", "pred", "gold"):
+                        log[f"_ner_{stat}{suffix}"] = 0
+            elif self.kinds[name] == "tagging":
+                for suffix in suffixes:
+                    log[f"_tag_{name}_correct{suffix}"] = 0
+                    log[f"_tag_{name}_total{suffix}"] = 0
+            elif name == "sentiment":
+                for suffix in suffixes:
+                    log[f"_sentiment_total{suffix}"] = 0
+                    log[f"_sentiment_correct{suffix}"] = 0
+                    for c in range(len(self.labels["sentiment"])):
+                        for stat in ("tp", "fp", "fn"):
+                            log[f"_sentiment_{stat}:{c}{suffix}"] = 0
 
     def _add_metric_counts(self, log, name, out, sub):
-        if name == "ner":
+        keys = self.corpus_keys[name]
+        if self.kinds[name] == "tagging":
             pred = out["logits"].argmax(dim=-1).cpu()
             target = sub["target"].cpu()
             corpus = sub["corpus_id"].cpu().tolist()
-            keys = self.corpus_keys["ner"]
+            labels = self.labels[name]
             for i in range(target.size(0)):
                 keep = target[i].ne(IGNORE_INDEX)
-                gold = [self.ner_labels[t] for t in target[i][keep].tolist()]
-                hyp = [self.ner_labels[p] for p in pred[i][keep].tolist()]
-                c = xlt_metrics.entity_counts([gold], [hyp])
+                gold_ids, pred_ids = target[i][keep], pred[i][keep]
                 for suffix in ("", ":" + keys[corpus[i]]):
-                    log[f"_ner_correct{suffix}"] += c["correct"]
-                    log[f"_ner_pred{suffix}"] += c["pred"]
-                    log[f"_ner_gold{suffix}"] += c["gold"]
+                    if name == "ner":
+                        c = xlt_metrics.entity_counts(
+                            [[labels[t] for t in gold_ids.tolist()]], [[labels[p] for p in pred_ids.tolist()]]
+                        )
+                        log[f"_ner_correct{suffix}"] += c["correct"]
+                        log[f"_ner_pred{suffix}"] += c["pred"]
+                        log[f"_ner_gold{suffix}"] += c["gold"]
+                    else:
+                        log[f"_tag_{name}_correct{suffix}"] += int(gold_ids.eq(pred_ids).sum())
+                        log[f"_tag_{name}_total{suffix}"] += gold_ids.numel()
         elif name == "sentiment":
             pred = out["logits"].argmax(dim=-1).cpu()
             target = sub["target"].cpu()
             corpus = sub["corpus_id"].cpu()
-            k = len(self.sentiment_labels)
-            for cid, key in enumerate(self.corpus_keys["sentiment"]):
-                for suffix, sel in (("", None), (":" + key, corpus.eq(cid))):
-                    if sel is None and cid > 0:
-                        continue
-                    g = target if sel is None else target[sel]
-                    p = pred if sel is None else pred[sel]
-                    if g.numel() == 0:
-                        continue
-                    log[f"_sentiment_total{suffix}"] += g.numel()
-                    log[f"_sentiment_correct{suffix}"] += int(g.eq(p).sum())
-                    counts = xlt_metrics.confusion_counts(g.numpy(), p.numpy(), k)
-                    for c in range(k):
-                        for j, stat in enumerate(("tp", "fp", "fn")):
-                            log[f"_sentiment_{stat}:{c}{suffix}"] += int(counts[c, j])
+            k = len(self.labels["sentiment"])
+            groups = [("", None)] + [(":" + key, corpus.eq(cid)) for cid, key in enumerate(keys)]
+            for suffix, sel in groups:
+                g = target if sel is None else target[sel]
+                p = pred if sel is None else pred[sel]
+                if g.numel() == 0:
+                    continue
+                log[f"_sentiment_total{suffix}"] += g.numel()
+                log[f"_sentiment_correct{suffix}"] += int(g.eq(p).sum())
+                counts = xlt_metrics.confusion_counts(g.numpy(), p.numpy(), k)
+                for c in range(k):
+                    for j, stat in enumerate(("tp", "fp", "fn")):
+                        log[f"_sentiment_{stat}:{c}{suffix}"] += int(counts[c, j])
 
     # ---- reduction -------------------------------------------------------------
 
@@ -248,9 +337,8 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
 
         sample_size = total("sample_size")
         metrics.log_scalar("loss", total("loss") / max(sample_size, 1) / math.log(2), sample_size, round=3)
-        for name in TASK_NAMES:
-            if f"{name}_count" not in keys:
-                continue
+        task_names = sorted(k[: -len("_count")] for k in keys if k.endswith("_count") and k != "adv_count")
+        for name in task_names:
             count = total(f"{name}_count")
             if count > 0:
                 metrics.log_scalar(f"{name}_loss", total(f"{name}_loss") / count / math.log(2), count, round=3)
@@ -268,9 +356,31 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
             metrics.log_derived("adv_acc", lambda m: round(m["_adv_correct"].sum / max(m["_adv_count"].sum, 1), 4))
         if total("_grl_n") > 0:
             metrics.log_scalar("grl_lambda", total("_grl_lambda") / total("_grl_n"), round=5)
+        n_outputs = max(total("_n_outputs"), 1)
+        if "soft_sharing_penalty" in keys:
+            metrics.log_scalar("soft_sharing_penalty", total("soft_sharing_penalty") / n_outputs, round=6)
+        for key in sorted(k for k in keys if k.startswith("_weight_")):
+            metrics.log_scalar(key[1:], total(key) / n_outputs, round=4)
 
         cls._reduce_ner(keys, total)
         cls._reduce_sentiment(keys, total)
+        cls._reduce_tagging(keys, total)
+
+    @staticmethod
+    def _reduce_tagging(keys, total):
+        for key in sorted(k for k in keys if k.startswith("_tag_") and "_total" in k):
+            name_and_suffix = key[len("_tag_") :]
+            name, _, suffix = name_and_suffix.partition("_total")
+            if total(key) == 0:
+                continue
+            metrics.log_scalar(f"_tag_{name}_correct{suffix}", total(f"_tag_{name}_correct{suffix}"))
+            metrics.log_scalar(key, total(key))
+            metric = f"{name}_acc" + ("_" + suffix[1:] if suffix else "")
+
+            def acc(m, name=name, suffix=suffix):
+                return round(m[f"_tag_{name}_correct{suffix}"].sum / max(m[f"_tag_{name}_total{suffix}"].sum, 1), 4)
+
+            metrics.log_derived(metric, acc)
 
     @staticmethod
     def _reduce_ner(keys, total):

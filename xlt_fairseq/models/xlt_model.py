@@ -11,6 +11,7 @@ Learning in Natural Language Processing: Overcoming Low-Resource Challenges"
 """
 
 import argparse
+import copy
 import logging
 from dataclasses import dataclass, field
 from typing import Optional
@@ -41,6 +42,8 @@ TAGGING_TASKS = ("ner",)
 CLASSIFICATION_TASKS = ("sentiment",)
 
 GRL_SCHEDULE_CHOICES = ChoiceEnum(["constant", "ganin"])
+SHARING_CHOICES = ChoiceEnum(["hard", "soft"])
+ADVERSARIAL_MODE_CHOICES = ChoiceEnum(["grl", "alternating"])
 ADVERSARIAL_TARGET_CHOICES = ChoiceEnum(["language", "domain"])
 
 
@@ -86,6 +89,23 @@ class XLTModelConfig(FairseqDataclass):
     adversarial_target: ADVERSARIAL_TARGET_CHOICES = field(
         default="language", metadata={"help": "what the discriminator predicts: the language or the domain"}
     )
+    adversarial_mode: ADVERSARIAL_MODE_CHOICES = field(
+        default="grl",
+        metadata={
+            "help": "grl: one joint update through the gradient reversal layer; alternating: --critic-steps "
+            "discriminator updates, then one encoder/heads update on task loss - lambda * discriminator loss"
+        },
+    )
+    critic_steps: int = field(
+        default=1, metadata={"help": "discriminator updates per encoder update in --adversarial-mode alternating"}
+    )
+    sharing: SHARING_CHOICES = field(
+        default="hard",
+        metadata={
+            "help": "hard: one encoder for all tasks; soft: each task gets its own copy of the trainable encoder "
+            "layers (frozen layers and embeddings stay shared), tied by the criterion's --soft-sharing-weight"
+        },
+    )
     # translation decoder
     decoder_layers: int = field(default=6, metadata={"help": "number of decoder layers"})
     decoder_ffn_embed_dim: int = field(default=3072, metadata={"help": "decoder feed-forward dimension"})
@@ -101,6 +121,10 @@ class XLTModelConfig(FairseqDataclass):
     num_sentiment_labels: int = field(default=0, metadata={"help": "set from the data; do not set by hand"})
     num_adversarial_classes: int = field(default=0, metadata={"help": "set from the data; do not set by hand"})
     with_decoder: bool = field(default=False, metadata={"help": "set from the data; do not set by hand"})
+    tagging_heads: str = field(
+        default="", metadata={"help": "auxiliary tagging heads NAME:LABELS,...; set from the data"}
+    )
+    task_names: str = field(default="", metadata={"help": "the tasks trained; set from the data"})
     max_update: int = II("optimization.max_update")
 
 
@@ -163,16 +187,78 @@ class XLTEncoder(RobertaEncoder):
             args.encoder_embed_dim, feature_extractor_dim, args.activation_fn, args.dropout
         )
 
-    def hidden_states(self, src_tokens, src_lengths=None):
+        # soft parameter sharing: task name -> its own copy of the trainable layers
+        self.task_layers = nn.ModuleDict()
+        self.shared_layers = 0
+        self.decoder_task = "translation"
+
+    def enable_soft_sharing(self, task_names, frozen_layers):
+        """Gives every task but the first its own copy of the layers above
+        ``frozen_layers`` (the first task uses the original layers), all
+        starting from the same (pretrained) weights."""
+        self.shared_layers = frozen_layers
+        for name in task_names[1:]:
+            self.task_layers[name] = copy.deepcopy(self.sentence_encoder.layers[frozen_layers:])
+
+    def _layers_of(self, task):
+        return self.task_layers[task] if task in self.task_layers else None
+
+    def _encode(self, src_tokens, src_lengths=None, task=None, return_all_hiddens=False):
+        own = self._layers_of(task)
+        if own is None:
+            return self.sentence_encoder(src_tokens, src_lengths=src_lengths, return_all_hiddens=return_all_hiddens)
+        # fairseq's TransformerEncoder.forward_scriptable with the task's own upper layers
+        se = self.sentence_encoder
+        padding_mask = src_tokens.eq(se.padding_idx)
+        has_pads = bool(padding_mask.any())
+        x, embedding = se.forward_embedding(src_tokens)
+        if has_pads:
+            x = x * (1 - padding_mask.unsqueeze(-1).type_as(x))
+        x = x.transpose(0, 1)
+        states = [x] if return_all_hiddens else []
+        for layer in list(se.layers[: self.shared_layers]) + list(own):
+            x = layer(x, encoder_padding_mask=padding_mask if has_pads else None)
+            if isinstance(x, tuple):
+                x = x[0]
+            if return_all_hiddens:
+                states.append(x)
+        if se.layer_norm is not None:
+            x = se.layer_norm(x)
+        return {
+            "encoder_out": [x],
+            "encoder_padding_mask": [padding_mask],
+            "encoder_embedding": [embedding],
+            "encoder_states": states,
+            "fc_results": [],
+            "src_tokens": [],
+            "src_lengths": [src_lengths] if src_lengths is not None else [],
+        }
+
+    def hidden_states(self, src_tokens, src_lengths=None, task=None):
         """Encoder states (B x T x C) and the padding mask (B x T)."""
-        out = self.sentence_encoder(src_tokens, src_lengths=src_lengths)
+        out = self._encode(src_tokens, src_lengths, task)
         return out["encoder_out"][0].transpose(0, 1), out["encoder_padding_mask"][0]
 
-    def forward(self, src_tokens, src_lengths=None, return_all_hiddens=False, **unused):
-        out = self.sentence_encoder(src_tokens, src_lengths=src_lengths, return_all_hiddens=return_all_hiddens)
+    def forward(self, src_tokens, src_lengths=None, return_all_hiddens=False, task=None, **unused):
+        out = self._encode(src_tokens, src_lengths, task or self.decoder_task, return_all_hiddens)
         out = dict(out)
         out["encoder_out"] = [self.feature_extractor(out["encoder_out"][0])]
         return out
+
+    def soft_sharing_penalty(self):
+        """Sum over tasks of the squared L2 distance between each task's copy of
+        the trainable layers and their mean (0 when all copies are equal)."""
+        if len(self.task_layers) == 0:
+            return None
+        stacks = [self.sentence_encoder.layers[self.shared_layers :]] + list(self.task_layers.values())
+        total = None
+        for params in zip(*[list(stack.parameters()) for stack in stacks]):
+            if not params[0].requires_grad:
+                continue
+            mean = torch.stack(params).mean(dim=0)
+            term = sum(((p - mean) ** 2).sum() for p in params)
+            total = term if total is None else total + term
+        return total
 
     @torch.jit.export
     def reorder_encoder_out(self, encoder_out, new_order):
@@ -201,7 +287,29 @@ class XLTModel(BaseFairseqModel):
         self.decoder = decoder
         self.heads = heads
         self.discriminator = discriminator
+        self.num_updates = 0
         self._freeze()
+
+    def set_num_updates(self, num_updates):
+        self.num_updates = num_updates
+        super().set_num_updates(num_updates)
+
+    def adversarial_phase(self):
+        """``joint`` (gradient reversal, or evaluation), or in alternating mode
+        ``critic`` (update the discriminator only) / ``encoder`` (everything else):
+        ``--critic-steps`` critic updates, then one encoder update."""
+        if self.cfg.adversarial_mode != "alternating" or not self.training:
+            return "joint"
+        cycle = self.cfg.critic_steps + 1
+        return "encoder" if self.num_updates % cycle == self.cfg.critic_steps else "critic"
+
+    def soft_sharing_penalty(self):
+        return self.encoder.soft_sharing_penalty()
+
+    def pooled_features(self, src_tokens, src_lengths=None, task="ner", **unused):
+        """The discriminator's input for a batch of ``task``, without running the head."""
+        hidden, padding_mask = self.encoder.hidden_states(src_tokens, src_lengths, task)
+        return masked_mean(self.encoder.feature_extractor(hidden), padding_mask)
 
     @classmethod
     def build_model(cls, cfg: XLTModelConfig, task):
@@ -218,6 +326,13 @@ class XLTModel(BaseFairseqModel):
             from ..pretrained import load_pretrained_encoder
 
             load_pretrained_encoder(encoder, cfg.pretrained_encoder, dictionary)
+        if cfg.sharing == "soft":
+            task_names = [t for t in (cfg.task_names or "").split(",") if t]
+            if len(task_names) < 2:
+                raise ValueError("--sharing soft needs at least two tasks")
+            encoder.enable_soft_sharing(task_names, cfg.freeze_layers)
+        if cfg.adversarial_mode == "alternating" and cfg.critic_steps < 1:
+            raise ValueError(f"--critic-steps must be >= 1, not {cfg.critic_steps}")
 
         decoder = None
         if cfg.with_decoder:
@@ -237,6 +352,10 @@ class XLTModel(BaseFairseqModel):
             heads["sentiment"] = SentenceClassificationHead(
                 cfg.feature_extractor_dim, cfg.num_sentiment_labels, cfg.pooler_dropout
             )
+        for item in (cfg.tagging_heads or "").split(","):
+            if item:
+                name, n = item.split(":")
+                heads[name] = TokenTaggingHead(cfg.feature_extractor_dim, int(n), cfg.pooler_dropout)
         heads.apply(init_bert_params)
 
         discriminator = None
@@ -282,13 +401,13 @@ class XLTModel(BaseFairseqModel):
         if task == "translation":
             if self.decoder is None:
                 raise ValueError("this model has no translation decoder (it was built without translation data)")
-            encoder_out = self.encoder(src_tokens, src_lengths=src_lengths)
+            encoder_out = self.encoder(src_tokens, src_lengths=src_lengths, task=task)
             logits, extra = self.decoder(prev_output_tokens, encoder_out=encoder_out, src_lengths=src_lengths)
             features = encoder_out["encoder_out"][0].transpose(0, 1)
             pooled = masked_mean(features, encoder_out["encoder_padding_mask"][0])
             return {"logits": logits, "decoder_extra": extra, "pooled": pooled}
 
-        hidden, padding_mask = self.encoder.hidden_states(src_tokens, src_lengths)
+        hidden, padding_mask = self.encoder.hidden_states(src_tokens, src_lengths, task)
         features = self.encoder.feature_extractor(hidden)
         if task == "mlm":
             logits = self.encoder.lm_head(hidden, masked_tokens)

@@ -3,6 +3,7 @@
 """Task heads and the adversarial discriminator of the xlt model."""
 
 import torch.nn as nn
+import torch.nn.functional as F
 from fairseq import utils
 
 from .gradient_reversal import GradientReversal
@@ -77,8 +78,21 @@ class Discriminator(nn.Module):
     def grl_lambda(self):
         return self.grl.lambda_
 
-    def forward(self, pooled):
-        return self.layers(self.grl(pooled))
+    def forward(self, pooled, reverse: bool = True):
+        """Logits over languages/domains. With ``reverse`` (the default) the
+        gradient reaching ``pooled`` is reversed and scaled by lambda."""
+        return self.layers(self.grl(pooled) if reverse else pooled)
+
+    def forward_frozen(self, pooled):
+        """Logits computed with detached weights: gradients reach ``pooled`` (unreversed)
+        but not the discriminator (the encoder step of alternating training)."""
+        x = pooled
+        for module in self.layers:
+            if isinstance(module, nn.Linear):
+                x = F.linear(x, module.weight.detach(), module.bias.detach())
+            else:
+                x = module(x)
+        return x
 
 
 def masked_mean(features, padding_mask):

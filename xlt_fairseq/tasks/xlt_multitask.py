@@ -33,6 +33,30 @@ def _split_list(value: Optional[str]) -> List[str]:
     return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
+RESERVED_TASK_NAMES = ("ner", "sentiment", "translation", "mlm", "adv")
+
+
+def parse_tagging_tasks(value: str, data_root: str) -> "OrderedDict[str, List[str]]":
+    """``pos:en+sw,chunk`` -> {"pos": ["en", "sw"], "chunk": [languages found under DATA/chunk]}."""
+    out = OrderedDict()
+    for item in _split_list(value):
+        name, _, langs = item.partition(":")
+        name = name.strip()
+        if not name.isidentifier() or name in RESERVED_TASK_NAMES:
+            raise ValueError(f"--tagging-tasks: {name!r} is not a valid auxiliary task name")
+        if name in out:
+            raise ValueError(f"--tagging-tasks lists {name!r} twice")
+        if langs:
+            out[name] = [lang.strip() for lang in langs.split("+") if lang.strip()]
+        else:
+            folder = os.path.join(data_root, name)
+            found = sorted(d for d in os.listdir(folder) if not d.startswith(".")) if os.path.isdir(folder) else []
+            if not found:
+                raise FileNotFoundError(f"{folder}: no corpora for auxiliary tagging task {name!r}")
+            out[name] = found
+    return out
+
+
 def metric_suffix(key: str) -> str:
     """``en-fr`` -> ``en_fr`` (metric names use underscores)."""
     return key.replace("-", "_")
@@ -49,6 +73,13 @@ class XLTMultitaskConfig(FairseqDataclass):
         default="", metadata={"help": "comma-separated languages of unlabelled text for the masked LM"}
     )
     translation_pairs: str = field(default="", metadata={"help": "comma-separated translation pairs, e.g. en-fr,en-sw"})
+    tagging_tasks: str = field(
+        default="",
+        metadata={
+            "help": "auxiliary token-tagging tasks (e.g. POS), prepared like NER under DATA/<name>/<lang>: "
+            "NAME[:LANG+LANG...][,NAME...], e.g. pos:en+sw; without languages, every language found is used"
+        },
+    )
     source_lang: Optional[str] = field(
         default=None, metadata={"help": "with --target-lang: evaluate/generate this single translation pair"}
     )
@@ -102,6 +133,7 @@ class XLTMultitaskTask(FairseqTask):
             self.generation_pair = f"{cfg.source_lang}-{cfg.target_lang}"
             if self.generation_pair not in pairs:
                 pairs.append(self.generation_pair)
+        self.tagging_tasks = parse_tagging_tasks(cfg.tagging_tasks, utils.split_paths(cfg.data)[0])
         self.corpus_keys: "OrderedDict[str, List[str]]" = OrderedDict(
             (name, keys)
             for name, keys in (
@@ -109,6 +141,7 @@ class XLTMultitaskTask(FairseqTask):
                 ("sentiment", _split_list(cfg.sentiment_langs)),
                 ("translation", pairs),
                 ("mlm", _split_list(cfg.mlm_langs)),
+                *self.tagging_tasks.items(),
             )
             if keys
         )
@@ -139,8 +172,8 @@ class XLTMultitaskTask(FairseqTask):
             name: corpora.union_labels(
                 [corpora.read_labels(corpora.corpus_dir(cfg.data, name, k)) for k in self.corpus_keys[name]]
             )
-            for name in ("ner", "sentiment")
-            if name in self.corpus_keys
+            for name in self.corpus_keys
+            if self.task_kind(name) in ("tagging", "classification")
         }
         languages, domains = set(), set()
         for name, keys in self.corpus_keys.items():
@@ -176,6 +209,18 @@ class XLTMultitaskTask(FairseqTask):
     def has_task(self, name) -> bool:
         return name in self.corpus_keys
 
+    def task_kind(self, name) -> str:
+        """``tagging`` (NER and auxiliary taggers), ``classification``, ``translation`` or ``mlm``."""
+        if name == "sentiment":
+            return "classification"
+        if name in ("translation", "mlm"):
+            return name
+        return "tagging"
+
+    @property
+    def task_names(self) -> List[str]:
+        return list(self.corpus_keys.keys())
+
     def labels(self, name) -> List[str]:
         return self._labels[name]
 
@@ -192,7 +237,7 @@ class XLTMultitaskTask(FairseqTask):
         stream = "src" if name == "translation" else "input"
         if not corpora.has_split(path, split, stream):
             return None
-        if name in ("ner",):
+        if self.task_kind(name) == "tagging":
             return corpora.load_tagging_corpus(path, split, self.dictionary, self.labels(name))
         if name == "sentiment":
             return corpora.load_classification_corpus(path, split, self.dictionary, self.labels(name))
@@ -282,6 +327,8 @@ class XLTMultitaskTask(FairseqTask):
             "num_sentiment_labels": len(self.labels("sentiment")) if self.has_task("sentiment") else 0,
             "num_adversarial_classes": self.num_adversarial_classes(getattr(cfg, "adversarial_target", "language")),
             "with_decoder": self.has_task("translation"),
+            "tagging_heads": ",".join(f"{name}:{len(self.labels(name))}" for name in self.tagging_tasks),
+            "task_names": ",".join(self.task_names),
         }
         with open_dict(cfg):
             for key, value in sizes.items():
@@ -297,6 +344,29 @@ class XLTMultitaskTask(FairseqTask):
             gen_args = json.loads(self.cfg.eval_bleu_args)
             self.sequence_generator = self.build_generator([model], Namespace(**gen_args))
         return model
+
+    # ---- alternating adversarial updates -----------------------------------------
+
+    def optimizer_step(self, optimizer, model, update_num):
+        """In ``--adversarial-mode alternating`` a critic update must change only
+        the discriminator and an encoder update everything but it. Gradients of
+        the other side are cleared before the step (distributed all-reduce may have
+        filled them with zeros), so the optimizer skips those parameters entirely:
+        no moment update, no weight decay."""
+        phase = model.adversarial_phase() if hasattr(model, "adversarial_phase") else "joint"
+        if phase != "joint":
+            from fairseq.optim.fp16_optimizer import FP16Optimizer
+
+            if isinstance(optimizer, FP16Optimizer):
+                raise ValueError(
+                    "--adversarial-mode alternating needs --memory-efficient-fp16 with --fp16: the flat fp32 "
+                    "master copy of --fp16 cannot leave one side's parameters untouched"
+                )
+            disc = {id(p) for p in model.discriminator.parameters()}
+            for p in optimizer.params:
+                if (id(p) in disc) != (phase == "critic"):
+                    p.grad = None
+        super().optimizer_step(optimizer, model, update_num)
 
     # ---- validation with BLEU --------------------------------------------------
 

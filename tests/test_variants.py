@@ -1,0 +1,180 @@
+"""The paper's model variants: soft sharing, alternating adversarial updates,
+uncertainty task weighting and auxiliary tagging tasks."""
+
+import math
+import os
+
+import pytest
+import torch
+from fairseq.trainer import Trainer
+
+from tests.conftest import run_train, train_args
+from tests.test_model_criterion import batch, setup
+from xlt_fairseq.data.prepare import prepare_tagging
+from xlt_fairseq.data.synthetic import LANGS, ner_sentence
+
+
+def test_soft_sharing_penalty_is_zero_at_init_and_grows(tiny_data, tmp_path):
+    cfg, task, model, criterion = setup(
+        tiny_data, tmp_path, "--sharing", "soft", "--freeze-layers", "1", "--soft-sharing-weight", "0.001"
+    )
+    enc = model.encoder
+    assert set(enc.task_layers.keys()) == {"sentiment", "translation", "mlm"}  # ner uses the original layers
+    assert len(enc.task_layers["mlm"]) == 1  # only the layer above the frozen one is copied
+    assert float(model.soft_sharing_penalty()) == 0.0
+    trainer = Trainer(cfg, task, model, criterion)
+    logs = [trainer.train_step([batch(task, n=8, start=8 * i)]) for i in range(4)]
+    penalty = float(model.soft_sharing_penalty())
+    assert penalty > 0
+    assert float(logs[-1]["soft_sharing_penalty"]) > 0
+    # the copies diverge but the frozen, shared layer is one module
+    a = dict(enc.sentence_encoder.layers[1].named_parameters())
+    b = dict(enc.task_layers["mlm"][0].named_parameters())
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_soft_sharing_trains_and_generates_end_to_end(tiny_data, tmp_path):
+    logs = run_train(train_args(tiny_data["data"], str(tmp_path), "--sharing", "soft", max_update=30))
+    valid = logs["valid"][-1]
+    assert math.isfinite(float(valid["valid_ner_f1"])) and "valid_bleu" in valid
+    assert float(logs["train_inner"][-1]["soft_sharing_penalty"]) > 0
+    from fairseq import options
+    from fairseq_cli import generate
+
+    from tests.conftest import USER_DIR
+
+    args = options.parse_args_and_arch(
+        options.get_generation_parser(),
+        [
+            tiny_data["data"],
+            "--user-dir",
+            USER_DIR,
+            "--task",
+            "xlt_multitask",
+            "--source-lang",
+            "aa",
+            "--target-lang",
+            "bb",
+            "--path",
+            os.path.join(str(tmp_path), "checkpoint_last.pt"),
+            "--gen-subset",
+            "valid",
+            "--beam",
+            "2",
+            "--batch-size",
+            "8",
+            "--cpu",
+            "--results-path",
+            str(tmp_path / "gen"),
+        ],
+    )
+    generate.main(args)
+    out = open(tmp_path / "gen" / "generate-valid.txt", encoding="utf-8").read()
+    assert sum(1 for line in out.splitlines() if line.startswith("H-")) == 41
+
+
+def test_alternating_updates_change_each_side_only_in_its_steps(tiny_data, tmp_path):
+    cfg, task, model, criterion = setup(
+        tiny_data,
+        tmp_path,
+        "--adversarial-mode",
+        "alternating",
+        "--critic-steps",
+        "2",
+        "--grl-lambda",
+        "0.5",
+        "--lr-scheduler",
+        "fixed",
+        "--warmup-updates",
+        "0",
+    )
+    trainer = Trainer(cfg, task, model, criterion)
+    disc = {n for n, _ in model.named_parameters() if n.startswith("discriminator.")}
+    phases = []
+    for step in range(6):
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        model.train()
+        model.set_num_updates(trainer.get_num_updates())
+        phases.append(model.adversarial_phase())
+        trainer.train_step([batch(task, n=8, start=8 * step)])
+        changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
+        if phases[-1] == "critic":
+            assert changed and changed <= disc, sorted(changed - disc)[:5]
+        else:
+            assert changed and not (changed & disc), sorted(changed & disc)[:5]
+            assert "encoder.feature_extractor.dense.weight" in changed
+    assert phases == ["critic", "critic", "encoder"] * 2
+
+
+def test_uncertainty_weights_move_apart_for_tasks_of_different_noise(tiny_data, tmp_path):
+    cfg, task, model, criterion = setup(tiny_data, tmp_path, "--task-weighting", "uncertainty", "--lr", "0.01")
+    trainer = Trainer(cfg, task, model, criterion)
+    assert {n for n, _ in criterion.named_parameters()} == {f"log_vars.{t}" for t in task.task_names}
+    for step in range(25):
+        log = trainer.train_step([batch(task, n=16, start=(16 * step) % 400)])
+    weights = {t: float(log[f"weight_{t}"]) for t in task.task_names}
+    assert all(abs(w - 1.0) > 0.02 for w in weights.values()), weights
+    # the masked LM (high, noisy loss) is down-weighted relative to clean, easy NER
+    assert weights["mlm"] < weights["ner"], weights
+
+
+@pytest.fixture(scope="module")
+def pos_data(tiny_data):
+    """An auxiliary POS-like task: tags follow from the word class."""
+    import random
+
+    rng = random.Random(5)
+    raw = os.path.join(tiny_data["tmp"], "raw-pos")
+    os.makedirs(raw, exist_ok=True)
+    for lang in LANGS:
+        files = {}
+        for split, n in (("train", 200), ("valid", 30)):
+            path = os.path.join(raw, f"pos.{lang}.{split}.conll")
+            with open(path, "w", encoding="utf-8") as f:
+                for _ in range(n):
+                    words, tags = ner_sentence(rng, lang)
+                    pos = ["PROPN" if t != "O" else ("NOUN" if w[1] in "kmt" else "VERB") for w, t in zip(words, tags)]
+                    f.write("".join(f"{w}\t{p}\n" for w, p in zip(words, pos)) + "\n")
+            files[split] = path
+        prepare_tagging("pos", lang, files, tiny_data["encoder"], tiny_data["data"])
+    return tiny_data
+
+
+def test_auxiliary_pos_task_trains_and_reports_accuracy(pos_data, tmp_path):
+    logs = run_train(
+        train_args(
+            pos_data["data"], str(tmp_path), "--tagging-tasks", "pos", "--tagging-weights", "pos=0.5", max_update=120
+        )
+    )
+    valid = logs["valid"][-1]
+    for key in ("valid_pos_acc", "valid_pos_acc_aa", "valid_pos_acc_bb", "valid_pos_loss", "valid_ner_f1"):
+        assert key in valid, key
+    assert float(valid["valid_pos_acc"]) >= 0.9
+    assert "pos_loss" in logs["train_inner"][-1]
+
+
+@pytest.mark.parametrize("row", ["base", "adversarial", "multitask", "language_modelling", "full"])
+def test_every_ablation_row_trains(row, tiny_data, tmp_path):
+    from xlt_fairseq.experiments.ablations import ablation_flags
+
+    corpora = {"ner": ["aa", "bb"], "sentiment": ["aa", "bb"], "translation": ["aa-bb"], "mlm": ["aa", "bb"]}
+    flags = ablation_flags(row, "ner", corpora)
+    args = train_args(tiny_data["data"], str(tmp_path), max_update=6)
+    # replace the default task lists with the row's
+    for flag in ("--ner-langs", "--sentiment-langs", "--mlm-langs", "--translation-pairs"):
+        i = args.index(flag)
+        del args[i : i + 2]
+    logs = run_train(args + flags + ["--no-eval-bleu"])
+    last = logs["train"][-1]
+    names = {k[len("train_") : -len("_loss")] for k in last if k.endswith("_loss")}
+    names -= {"", "adv", "translation_nll"}
+    expected = {
+        "base": {"ner"},
+        "adversarial": {"ner"},
+        "multitask": {"ner", "sentiment", "translation"},
+        "language_modelling": {"ner", "sentiment", "translation", "mlm"},
+        "full": {"ner", "sentiment", "translation", "mlm"},
+    }
+    assert names == expected[row]
+    lam = float(last["train_grl_lambda"])
+    assert lam == (0.01 if row in ("adversarial", "full") else 0.0)
