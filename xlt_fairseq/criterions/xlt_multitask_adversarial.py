@@ -99,6 +99,11 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
             "translation": cfg.translation_weight,
             "mlm": cfg.mlm_weight,
         }
+        for name in TASK_NAMES:
+            w = getattr(cfg, f"{name}_weight")
+            if name not in self.active and w > 0 and w != 1.0:
+                flag = "--translation-pairs" if name == "translation" else f"--{name}-langs"
+                raise ValueError(f"--{name}-weight {w} is set but the {name} task has no corpora ({flag} is empty)")
         aux = _parse_weights(cfg.tagging_weights)
         unknown = set(aux) - set(self.active)
         if unknown:
@@ -362,6 +367,9 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
         for key in sorted(k for k in keys if k.startswith("_weight_")):
             metrics.log_scalar(key[1:], total(key) / n_outputs, round=4)
 
+        for key in sorted(k for k in keys if k.startswith("nonfinite_")):
+            if total(key) > 0:
+                metrics.log_scalar_sum(key, total(key))
         cls._reduce_ner(keys, total)
         cls._reduce_sentiment(keys, total)
         cls._reduce_tagging(keys, total)

@@ -13,6 +13,7 @@ Learning in Natural Language Processing: Overcoming Low-Resource Challenges"
 import argparse
 import copy
 import logging
+import zlib
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -125,7 +126,13 @@ class XLTModelConfig(FairseqDataclass):
         default="", metadata={"help": "auxiliary tagging heads NAME:LABELS,...; set from the data"}
     )
     task_names: str = field(default="", metadata={"help": "the tasks trained; set from the data"})
+    label_sets: str = field(default="", metadata={"help": "label sets of the heads (JSON); set from the data"})
     max_update: int = II("optimization.max_update")
+
+
+def label_signature(label_sets: str) -> int:
+    """A stable checksum of the heads' label sets (JSON text)."""
+    return zlib.crc32((label_sets or "").encode("utf-8"))
 
 
 def _encoder_namespace(cfg) -> argparse.Namespace:
@@ -288,7 +295,25 @@ class XLTModel(BaseFairseqModel):
         self.heads = heads
         self.discriminator = discriminator
         self.num_updates = 0
+        # a checksum of the heads' label sets travels with the weights, so that a
+        # checkpoint is never resumed or restored onto data with other labels
+        self.register_buffer("label_signature", torch.tensor([label_signature(cfg.label_sets)], dtype=torch.long))
         self._freeze()
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        theirs = state_dict.get("label_signature")
+        if theirs is not None and int(theirs.view(-1)[0]) != int(self.label_signature[0]):
+            raise ValueError(
+                "the checkpoint's heads were trained with other label sets than this data's "
+                f"({self.cfg.label_sets or 'none'}); preprocess the data with the checkpoint's labels, "
+                "or start a new run instead of resuming/restoring"
+            )
+        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
+
+    def upgrade_state_dict_named(self, state_dict, name):
+        prefix = name + "." if name != "" else ""
+        state_dict.setdefault(prefix + "label_signature", self.label_signature.clone())
+        super().upgrade_state_dict_named(state_dict, name)
 
     def set_num_updates(self, num_updates):
         self.num_updates = num_updates

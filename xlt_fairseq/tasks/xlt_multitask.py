@@ -57,6 +57,26 @@ def parse_tagging_tasks(value: str, data_root: str) -> "OrderedDict[str, List[st
     return out
 
 
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive updates had a NaN/Inf loss. (Not a FloatingPointError:
+    fairseq's trainer catches those to re-run the batch under its NaN detector.)"""
+
+
+def _finite(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return bool(torch.isfinite(value).all())
+    return np.isfinite(value)
+
+
+def nonfinite_terms(logging_output) -> List[str]:
+    """Names of the loss terms (tasks, ``adv``) that are NaN/Inf in a logging output."""
+    bad = []
+    for key, value in logging_output.items():
+        if key.endswith("_loss") and key != "translation_nll_loss" and not _finite(value):
+            bad.append(key[: -len("_loss")])
+    return bad
+
+
 def metric_suffix(key: str) -> str:
     """``en-fr`` -> ``en_fr`` (metric names use underscores)."""
     return key.replace("-", "_")
@@ -98,6 +118,20 @@ class XLTMultitaskConfig(FairseqDataclass):
         metadata={"help": "generation arguments for validation BLEU, as a JSON string"},
     )
     eval_bleu_print_samples: bool = field(default=False, metadata={"help": "log a sample hypothesis"})
+    max_consecutive_nonfinite: int = field(
+        default=20,
+        metadata={
+            "help": "stop training after this many consecutive updates skipped because a task's loss or the "
+            "adversarial loss was NaN/Inf"
+        },
+    )
+    collapse_window: int = field(
+        default=200,
+        metadata={
+            "help": "report a collapsed discriminator (accuracy at chance or at 100%% for this many consecutive "
+            "updates); 0 turns the check off"
+        },
+    )
     seed: int = II("common.seed")
     train_subset: str = II("dataset.train_subset")
 
@@ -167,6 +201,14 @@ class XLTMultitaskTask(FairseqTask):
                         f"{path}: no {name} corpus for {key!r} in {cfg.data} (prepare it with scripts/preprocess.py)"
                     )
                 self.meta[name][key] = corpora.read_meta(path)
+                if name == "translation":
+                    for split in ("train", "valid", "test"):
+                        has_src = corpora.has_split(path, split, "src")
+                        if has_src != corpora.has_split(path, split, "tgt"):
+                            side = "target (.tgt)" if has_src else "source (.src)"
+                            raise FileNotFoundError(
+                                f"{path}: the {split} split of translation pair {key} has no {side} side"
+                            )
 
         self._labels = {
             name: corpora.union_labels(
@@ -329,6 +371,7 @@ class XLTMultitaskTask(FairseqTask):
             "with_decoder": self.has_task("translation"),
             "tagging_heads": ",".join(f"{name}:{len(self.labels(name))}" for name in self.tagging_tasks),
             "task_names": ",".join(self.task_names),
+            "label_sets": json.dumps({name: labels for name, labels in sorted(self._labels.items())}),
         }
         with open_dict(cfg):
             for key, value in sizes.items():
@@ -345,6 +388,71 @@ class XLTMultitaskTask(FairseqTask):
             self.sequence_generator = self.build_generator([model], Namespace(**gen_args))
         return model
 
+    # ---- training step: non-finite losses, discriminator health -------------------
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        """fairseq's train step, plus: an update whose task or adversarial loss
+        is NaN/Inf is skipped (on every worker) and the culprit logged."""
+        model.train()
+        model.set_num_updates(update_num)
+        with torch.autograd.profiler.record_function("forward"):
+            loss, sample_size, logging_output = criterion(model, sample)
+        for name in self.task_names + ["adv"]:
+            logging_output.setdefault(f"nonfinite_{name}", 0)
+        culprits = nonfinite_terms(logging_output)
+        if culprits or not torch.isfinite(loss).all():
+            culprits = culprits or ["total"]
+            logger.warning(f"update {update_num + 1}: non-finite loss in {', '.join(culprits)}; skipping the update")
+            self._skip_update = True
+            for key in list(logging_output):
+                if isinstance(logging_output[key], (torch.Tensor, float)) and not _finite(logging_output[key]):
+                    logging_output[key] = 0.0
+            for name in culprits:
+                logging_output[f"nonfinite_{name}"] = 1
+            # a zero loss still touching every parameter keeps distributed
+            # backward hooks and all-reduces in step with the other workers
+            loss = sum((p.sum() * 0.0) for p in model.parameters() if p.requires_grad)
+            ignore_grad = True
+        if ignore_grad:
+            loss = loss * 0
+        self._watch_discriminator(logging_output)
+        with torch.autograd.profiler.record_function("backward"):
+            optimizer.backward(loss)
+        return loss, sample_size, logging_output
+
+    def _watch_discriminator(self, log):
+        window = self.cfg.collapse_window
+        n = log.get("adv_count", 0)
+        if window <= 0 or not n:
+            return
+        acc = log["adv_correct"] / n
+        chance = 1.0 / max(self.num_adversarial_classes_seen, 2)
+        state = "saturated" if acc >= 0.999 else ("chance" if abs(acc - chance) <= 0.05 else None)
+        streak = getattr(self, "_collapse", (None, 0))
+        streak = (state, streak[1] + 1) if state is not None and state == streak[0] else (state, 1)
+        self._collapse = streak
+        if state is not None and streak[1] == window:
+            what = "100 %" if state == "saturated" else f"chance ({chance:.2f})"
+            logger.warning(
+                f"the discriminator has collapsed: its accuracy has been at {what} for {window} updates "
+                "(saturated: the encoder is not hiding the language, consider a larger --grl-lambda or "
+                "--adversarial-weight; chance: it learns nothing, consider a smaller one)"
+            )
+
+    @property
+    def num_adversarial_classes_seen(self):
+        return len(self.languages)
+
+    def _consensus(self, flag: bool, device) -> bool:
+        """True when any data-parallel worker raised ``flag``."""
+        from fairseq.distributed import utils as distributed_utils
+
+        if distributed_utils.get_data_parallel_world_size() <= 1:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=device)
+        t = distributed_utils.all_reduce(t, group=distributed_utils.get_data_parallel_group())
+        return bool(t.item() > 0)
+
     # ---- alternating adversarial updates -----------------------------------------
 
     def optimizer_step(self, optimizer, model, update_num):
@@ -353,6 +461,19 @@ class XLTMultitaskTask(FairseqTask):
         the other side are cleared before the step (distributed all-reduce may have
         filled them with zeros), so the optimizer skips those parameters entirely:
         no moment update, no weight decay."""
+        device = next(iter(optimizer.params)).device
+        skip = self._consensus(getattr(self, "_skip_update", False), device)
+        self._skip_update = False
+        if skip:
+            optimizer.zero_grad()
+            self._nonfinite_streak = getattr(self, "_nonfinite_streak", 0) + 1
+            if self._nonfinite_streak >= self.cfg.max_consecutive_nonfinite:
+                raise NonFiniteLossError(
+                    f"{self._nonfinite_streak} consecutive updates had a non-finite loss (see the warnings above "
+                    "for the task); stopping. Lower the learning rate or check the data of that task."
+                )
+            return
+        self._nonfinite_streak = 0
         phase = model.adversarial_phase() if hasattr(model, "adversarial_phase") else "joint"
         if phase != "joint":
             from fairseq.optim.fp16_optimizer import FP16Optimizer
