@@ -13,7 +13,7 @@ import pytest
 import torch
 from fairseq.trainer import Trainer
 
-from tests.conftest import USER_DIR, run_train, train_args
+from tests.conftest import run_train, train_args
 from tests.test_model_criterion import batch, setup
 
 
@@ -180,3 +180,59 @@ def test_run_killed_mid_epoch_resumes_to_the_same_result(tiny_data, tmp_path):
     assert a["optimizer_history"][-1]["num_updates"] == b["optimizer_history"][-1]["num_updates"] == 60
     for key, value in a["model"].items():
         assert torch.allclose(value.float(), b["model"][key].float(), atol=1e-4), key
+
+
+@pytest.fixture
+def saved_run(tiny_data, tmp_path):
+    save = str(tmp_path / "ckpt")
+    run_train(train_args(tiny_data["data"], save, max_update=4))
+    return save
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+
+def test_full_disk_while_copying_keeps_the_previous_checkpoint(tiny_data, saved_run, monkeypatch):
+    last = os.path.join(saved_run, "checkpoint_last.pt")
+    before = open(last, "rb").read()
+
+    def half_then_full(src, dst, length=0):
+        dst.write(src.read(1000))
+        _disk_full()
+
+    monkeypatch.setattr(shutil, "copyfileobj", half_then_full)
+    with pytest.raises(OSError, match="No space left"):
+        run_train(train_args(tiny_data["data"], saved_run, max_update=8))
+    assert open(last, "rb").read() == before
+    assert torch.load(last, map_location="cpu")["optimizer_history"][-1]["num_updates"] == 4
+    assert not [f for f in os.listdir(saved_run) if f.endswith((".partial", ".tmp"))]
+
+
+def test_failed_save_leaves_no_partial_file(tiny_data, saved_run, monkeypatch):
+    last = os.path.join(saved_run, "checkpoint_last.pt")
+    real_save = torch.save
+
+    def save_then_fail(obj, f, *args, **kwargs):
+        real_save({"partial": True}, f)
+        _disk_full()
+
+    monkeypatch.setattr(torch, "save", save_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        run_train(train_args(tiny_data["data"], saved_run, max_update=8))
+    monkeypatch.undo()
+    assert torch.load(last, map_location="cpu")["optimizer_history"][-1]["num_updates"] == 4
+    assert not [f for f in os.listdir(saved_run) if f.endswith((".partial", ".tmp"))]
+
+
+def test_truncated_checkpoint_gives_a_clear_error(tiny_data, saved_run):
+    from xlt_fairseq.checkpoint_io import CheckpointReadError
+
+    last = os.path.join(saved_run, "checkpoint_last.pt")
+    data = open(last, "rb").read()
+    open(last, "wb").write(data[: len(data) // 2])
+    with pytest.raises(CheckpointReadError, match="checkpoint_last.pt: cannot be read as a checkpoint"):
+        run_train(train_args(tiny_data["data"], saved_run, max_update=8))
+    open(last, "wb").write(b"not a checkpoint at all")
+    with pytest.raises(CheckpointReadError, match="checkpoint_last.pt"):
+        run_train(train_args(tiny_data["data"], saved_run, max_update=8))

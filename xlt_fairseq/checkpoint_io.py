@@ -1,0 +1,120 @@
+# This source code is licensed under the MIT license found in the
+# LICENSE file in the root directory of this source tree.
+"""Crash-safe checkpoint files.
+
+fairseq writes a checkpoint to ``FILE.tmp`` and renames it into place, but it
+makes ``checkpoint_last.pt`` and ``checkpoint_best.pt`` by *copying* that file,
+and a crash or a full disk during a copy leaves a truncated checkpoint where
+the previous good one was. Importing this module makes local copies atomic
+(copy to a temporary file in the same folder, fsync, rename), removes the
+partial ``.tmp`` file of a failed save, and turns a truncated or corrupt
+checkpoint into a :class:`CheckpointReadError` that names the file.
+"""
+
+import functools
+import logging
+import os
+import shutil
+import tempfile
+import zipfile
+
+from fairseq import checkpoint_utils
+from fairseq.file_io import PathManager
+
+logger = logging.getLogger(__name__)
+
+
+class CheckpointReadError(RuntimeError):
+    """A checkpoint file that is truncated, corrupt or not a checkpoint."""
+
+
+def _is_local(path) -> bool:
+    return "://" not in str(path)
+
+
+def atomic_copy(src_path, dst_path, overwrite=False):
+    """Copies ``src_path`` over ``dst_path`` so that ``dst_path`` is at every
+    moment either its old content or the complete new one."""
+    if not overwrite and os.path.exists(dst_path):
+        return False
+    folder = os.path.dirname(os.path.abspath(dst_path))
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(dst_path) + ".", suffix=".partial", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as out, open(src_path, "rb") as inp:
+            shutil.copyfileobj(inp, out, length=16 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dst_path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return True
+
+
+_CORRUPT_MARKERS = (
+    "PytorchStreamReader",
+    "failed finding central directory",
+    "invalid header",
+    "unexpected EOF",
+    "Ran out of input",
+    "could not find MARK",
+    "truncated",
+    "file not found in archive",
+)
+
+
+def _looks_corrupt(error: BaseException) -> bool:
+    if isinstance(error, (EOFError, zipfile.BadZipFile)):
+        return True
+    return any(marker in str(error) for marker in _CORRUPT_MARKERS)
+
+
+def install():
+    if getattr(checkpoint_utils, "_xlt_checkpoint_io", False):
+        return
+    checkpoint_utils._xlt_checkpoint_io = True
+
+    original_copy = PathManager.copy
+
+    def copy(src_path, dst_path, overwrite=False):
+        if _is_local(src_path) and _is_local(dst_path):
+            return atomic_copy(src_path, dst_path, overwrite=overwrite)
+        return original_copy(src_path, dst_path, overwrite=overwrite)
+
+    PathManager.copy = staticmethod(copy)
+
+    original_save = checkpoint_utils.torch_persistent_save
+
+    @functools.wraps(original_save)
+    def torch_persistent_save(obj, filename, *args, **kwargs):
+        try:
+            return original_save(obj, filename, *args, **kwargs)
+        except BaseException:
+            partial = f"{filename}.tmp"
+            if isinstance(filename, str) and os.path.exists(partial):
+                os.remove(partial)
+                logger.error(f"saving {filename} failed; removed the partial {partial}, the previous file is intact")
+            raise
+
+    checkpoint_utils.torch_persistent_save = torch_persistent_save
+
+    original_load = checkpoint_utils.load_checkpoint_to_cpu
+
+    @functools.wraps(original_load)
+    def load_checkpoint_to_cpu(path, *args, **kwargs):
+        try:
+            return original_load(path, *args, **kwargs)
+        except Exception as e:
+            if _looks_corrupt(e):
+                raise CheckpointReadError(
+                    f"{path}: cannot be read as a checkpoint (truncated or corrupt: {type(e).__name__}: "
+                    f"{str(e).splitlines()[0] if str(e) else ''}). If a run was interrupted while saving, "
+                    "resume from another checkpoint in the same folder (e.g. checkpoint_N_M.pt)."
+                ) from e
+            raise
+
+    checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_to_cpu
+
+
+install()
