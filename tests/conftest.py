@@ -36,9 +36,13 @@ class JsonLogCapture(logging.Handler):
 
 def run_train(args):
     """Runs fairseq-train in-process through the real argument parser; returns the JSON log."""
-    from fairseq import options
+    from fairseq import checkpoint_utils, options
     from fairseq_cli import train
 
+    # fairseq keeps the best validation score in a function attribute: reset it
+    # so that in-process runs do not see each other's
+    if hasattr(checkpoint_utils.save_checkpoint, "best"):
+        del checkpoint_utils.save_checkpoint.best
     capture = JsonLogCapture()
     root = logging.getLogger()
     root.addHandler(capture)

@@ -203,7 +203,8 @@ def test_full_disk_while_copying_keeps_the_previous_checkpoint(tiny_data, saved_
 
     monkeypatch.setattr(shutil, "copyfileobj", half_then_full)
     with pytest.raises(OSError, match="No space left"):
-        run_train(train_args(tiny_data["data"], saved_run, max_update=8))
+        # checkpoint_1_6.pt is written, then copied to checkpoint_last.pt
+        run_train(train_args(tiny_data["data"], saved_run, "--save-interval-updates", "2", max_update=8))
     assert open(last, "rb").read() == before
     assert torch.load(last, map_location="cpu")["optimizer_history"][-1]["num_updates"] == 4
     assert not [f for f in os.listdir(saved_run) if f.endswith((".partial", ".tmp"))]
@@ -236,3 +237,68 @@ def test_truncated_checkpoint_gives_a_clear_error(tiny_data, saved_run):
     open(last, "wb").write(b"not a checkpoint at all")
     with pytest.raises(CheckpointReadError, match="checkpoint_last.pt"):
         run_train(train_args(tiny_data["data"], saved_run, max_update=8))
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dead_worker_makes_the_other_exit_without_hanging(tiny_data, tmp_path):
+    """Two CPU workers over gloo (TOOLCHAIN.md recipe); SIGKILL one mid-run: the
+    other exits non-zero within a bounded time and leaves no partial checkpoint."""
+    port = _free_port()
+    save = str(tmp_path / "ckpt")
+    procs, logs = [], []
+    for rank in (0, 1):
+        log = tmp_path / f"rank{rank}.log"
+        logs.append(log)
+        cmd = [os.path.join(os.path.dirname(sys.executable), "fairseq-train")] + train_args(
+            tiny_data["data"],
+            save,
+            "--log-interval",
+            "1",
+            "--save-interval-updates",
+            "5",
+            "--distributed-no-spawn",
+            "--distributed-rank",
+            str(rank),
+            "--distributed-world-size",
+            "2",
+            "--distributed-init-method",
+            f"tcp://127.0.0.1:{port}",
+            "--distributed-backend",
+            "gloo",
+            "--ddp-backend",
+            "legacy_ddp",
+            "--heartbeat-timeout",
+            "30",
+            max_update=100000,
+        )
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env))
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            if '"num_updates": "8"' in open(logs[0]).read():
+                break
+            assert procs[0].poll() is None and procs[1].poll() is None, open(logs[0]).read()[-2000:]
+            time.sleep(0.2)
+        else:
+            pytest.fail("the two workers did not start training")
+        procs[1].send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        rc = procs[0].wait(timeout=120)
+        waited = time.time() - killed_at
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert rc != 0, "the surviving worker exited 0 after its peer died"
+    assert waited < 120
+    assert not [f for f in os.listdir(save) if f.endswith((".tmp", ".partial"))]
+    for f in os.listdir(save):
+        torch.load(os.path.join(save, f), map_location="cpu")  # every checkpoint left is complete

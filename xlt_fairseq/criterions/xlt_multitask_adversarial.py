@@ -174,14 +174,18 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
                 "xlt_multitask_adversarial expects multi-task batches; "
                 "--source-lang/--target-lang are for fairseq-generate only"
             )
+        # Every value has the same type on every worker and in every step
+        # (tensors for losses, ints for counts): fairseq's fast stat sync splits
+        # values by type before its all-reduce.
+        zero = torch.zeros((), device=next(model.parameters()).device)
         logging_output = {"ntokens": 0, "nsentences": 0, "sample_size": 1, "_n_outputs": 1}
         for name in self.active:
-            logging_output[f"{name}_loss"] = 0.0
+            logging_output[f"{name}_loss"] = zero
             logging_output[f"{name}_count"] = 0
             if self.log_vars is not None:
                 logging_output[f"_weight_{name}"] = float(torch.exp(-self.log_vars[name].detach()))
         if "translation" in self.active:
-            logging_output["translation_nll_loss"] = 0.0
+            logging_output["translation_nll_loss"] = zero
         evaluating = not model.training
         if evaluating:
             self._init_metric_keys(logging_output)
@@ -246,8 +250,7 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
             logging_output["_grl_lambda"] = float(discriminator.grl_lambda)
             logging_output["_grl_n"] = 1
         else:
-            for key in ("adv_loss", "adv_count", "adv_correct", "_grl_lambda", "_grl_n"):
-                logging_output[key] = 0
+            logging_output.update(adv_loss=zero, adv_count=0, adv_correct=0, _grl_lambda=0.0, _grl_n=0)
         if total is None:
             raise ValueError("empty multi-task batch")
         logging_output["loss"] = total.data
@@ -334,7 +337,7 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
         """Aggregates logging outputs from data parallel training."""
 
         def total(key):
-            return sum(log.get(key, 0) for log in logging_outputs)
+            return float(sum(utils.item(log.get(key, 0)) for log in logging_outputs))
 
         keys = set()
         for log in logging_outputs:
@@ -358,7 +361,9 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
             metrics.log_scalar("adv_loss", total("adv_loss") / adv_count / math.log(2), adv_count, round=3)
             metrics.log_scalar("_adv_correct", total("adv_correct"))
             metrics.log_scalar("_adv_count", adv_count)
-            metrics.log_derived("adv_acc", lambda m: round(m["_adv_correct"].sum / max(m["_adv_count"].sum, 1), 4))
+            metrics.log_derived(
+                "adv_acc", lambda m: round(float(m["_adv_correct"].sum) / max(float(m["_adv_count"].sum), 1), 4)
+            )
         if total("_grl_n") > 0:
             metrics.log_scalar("grl_lambda", total("_grl_lambda") / total("_grl_n"), round=5)
         n_outputs = max(total("_n_outputs"), 1)
@@ -386,7 +391,9 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
             metric = f"{name}_acc" + ("_" + suffix[1:] if suffix else "")
 
             def acc(m, name=name, suffix=suffix):
-                return round(m[f"_tag_{name}_correct{suffix}"].sum / max(m[f"_tag_{name}_total{suffix}"].sum, 1), 4)
+                return round(
+                    float(m[f"_tag_{name}_correct{suffix}"].sum) / max(float(m[f"_tag_{name}_total{suffix}"].sum), 1), 4
+                )
 
             metrics.log_derived(metric, acc)
 
@@ -403,7 +410,9 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
             def f1(m, suffix=suffix):
                 return round(
                     xlt_metrics.f1_from_counts(
-                        m[f"_ner_correct{suffix}"].sum, m[f"_ner_pred{suffix}"].sum, m[f"_ner_gold{suffix}"].sum
+                        float(m[f"_ner_correct{suffix}"].sum),
+                        float(m[f"_ner_pred{suffix}"].sum),
+                        float(m[f"_ner_gold{suffix}"].sum),
                     ),
                     4,
                 )
@@ -431,14 +440,16 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
             tag = "_" + suffix[1:] if suffix else ""
 
             def acc(m, suffix=suffix):
-                return round(m[f"_sentiment_correct{suffix}"].sum / max(m[f"_sentiment_total{suffix}"].sum, 1), 4)
+                return round(
+                    float(m[f"_sentiment_correct{suffix}"].sum) / max(float(m[f"_sentiment_total{suffix}"].sum), 1), 4
+                )
 
             def macro_f1(m, suffix=suffix, classes=tuple(classes)):
                 return round(
                     xlt_metrics.macro_f1_from_counts(
-                        [m[f"_sentiment_tp:{c}{suffix}"].sum for c in classes],
-                        [m[f"_sentiment_fp:{c}{suffix}"].sum for c in classes],
-                        [m[f"_sentiment_fn:{c}{suffix}"].sum for c in classes],
+                        [float(m[f"_sentiment_tp:{c}{suffix}"].sum) for c in classes],
+                        [float(m[f"_sentiment_fp:{c}{suffix}"].sum) for c in classes],
+                        [float(m[f"_sentiment_fn:{c}{suffix}"].sum) for c in classes],
                     ),
                     4,
                 )

@@ -404,8 +404,10 @@ class XLTMultitaskTask(FairseqTask):
             culprits = culprits or ["total"]
             logger.warning(f"update {update_num + 1}: non-finite loss in {', '.join(culprits)}; skipping the update")
             self._skip_update = True
-            for key in list(logging_output):
-                if isinstance(logging_output[key], (torch.Tensor, float)) and not _finite(logging_output[key]):
+            for key, value in list(logging_output.items()):
+                if isinstance(value, torch.Tensor) and not _finite(value):
+                    logging_output[key] = torch.zeros_like(value)
+                elif isinstance(value, float) and not _finite(value):
                     logging_output[key] = 0.0
             for name in culprits:
                 logging_output[f"nonfinite_{name}"] = 1
@@ -548,7 +550,7 @@ class XLTMultitaskTask(FairseqTask):
             return
 
         def total(key):
-            return sum(log.get(key, 0) for log in logging_outputs)
+            return float(sum(utils.item(log.get(key, 0)) for log in logging_outputs))
 
         for prefix in self._bleu_keys():
             name = "bleu" if prefix == "" else "bleu_" + prefix[:-1]
@@ -563,10 +565,10 @@ class XLTMultitaskTask(FairseqTask):
 
             def compute(meters, prefix=prefix):
                 return xlt_metrics.bleu_from_stats(
-                    [meters[f"_bleu_{prefix}counts_{i}"].sum for i in range(BLEU_ORDER)],
-                    [meters[f"_bleu_{prefix}totals_{i}"].sum for i in range(BLEU_ORDER)],
-                    meters[f"_bleu_{prefix}sys_len"].sum,
-                    meters[f"_bleu_{prefix}ref_len"].sum,
+                    [float(meters[f"_bleu_{prefix}counts_{i}"].sum) for i in range(BLEU_ORDER)],
+                    [float(meters[f"_bleu_{prefix}totals_{i}"].sum) for i in range(BLEU_ORDER)],
+                    float(meters[f"_bleu_{prefix}sys_len"].sum),
+                    float(meters[f"_bleu_{prefix}ref_len"].sum),
                 )
 
             metrics.log_derived(name, compute)
