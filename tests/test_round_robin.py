@@ -124,3 +124,21 @@ def test_multilingual_dataset_tags_languages_after_reordering():
     assert batch["id"].tolist() == [4, 1, 3, 0]
     assert batch["lang_id"].tolist() == [9, 7, 9, 7]
     assert batch["corpus_id"].tolist() == [1, 0, 1, 0]
+
+
+def test_temperature_sampling_flattens_the_language_mixture():
+    from xlt_fairseq.tasks.xlt_multitask import temperature_resample
+
+    big, small = ListDataset("big", [3] * 900), ListDataset("small", [3] * 100)
+    ds = MultilingualTaskDataset([big, small], {"lang_id": [0, 1]})
+
+    def share_of_small(temperature):
+        r = temperature_resample(ds, [900, 100], temperature, seed=1, epoch=1)
+        items = [r[i] for i in range(len(r))]
+        return sum(ds.id_of("lang_id", it["id"]) == 1 for it in items) / len(items)
+
+    assert len(temperature_resample(ds, [900, 100], 5.0, 1, 1)) == 1000
+    assert abs(share_of_small(1.0) - 0.1) < 0.03
+    # T=5: p ~ 0.1^0.2 / (0.9^0.2 + 0.1^0.2) = 0.389
+    assert abs(share_of_small(5.0) - 0.389) < 0.05
+    assert abs(share_of_small(1000.0) - 0.5) < 0.05

@@ -178,3 +178,23 @@ def test_every_ablation_row_trains(row, tiny_data, tmp_path):
     assert names == expected[row]
     lam = float(last["train_grl_lambda"])
     assert lam == (0.01 if row in ("adversarial", "full") else 0.0)
+
+
+def test_domain_adversarial_target(tiny_data, tmp_path):
+    import json
+    import shutil
+
+    data = str(tmp_path / "data")
+    shutil.copytree(tiny_data["data"], data)
+    for task_name in ("ner", "sentiment", "mlm"):
+        meta_path = os.path.join(data, task_name, "bb", "meta.json")
+        meta = json.load(open(meta_path))
+        meta["domain"] = "tweets"
+        json.dump(meta, open(meta_path, "w"))
+    cfg, task, model, criterion = setup({"data": data}, tmp_path, "--adversarial-target", "domain")
+    assert task.domains == ["general", "tweets"]
+    assert model.discriminator.layers[-1].out_features == 2
+    sample = batch(task, n=8)
+    _, _, log = criterion(model, sample)
+    assert log["adv_count"] == sum(int(s["nsentences"]) for s in sample.values())
+    assert set(torch.cat([s["domain_id"] for s in sample.values()]).tolist()) <= {0, 1}

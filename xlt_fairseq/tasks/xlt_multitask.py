@@ -57,6 +57,17 @@ def parse_tagging_tasks(value: str, data_root: str) -> "OrderedDict[str, List[st
     return out
 
 
+def temperature_resample(dataset, corpus_sizes, temperature, seed, epoch):
+    """Resamples a task's concatenated corpora so that corpus ``c`` is drawn with
+    probability proportional to ``n_c ** (1 / T)`` (the same total size; re-drawn
+    every epoch): T=1 is mixing by size, a large T approaches uniform."""
+    sizes = np.asarray(corpus_sizes, dtype=np.float64)
+    probs = (sizes / sizes.sum()) ** (1.0 / temperature)
+    probs /= probs.sum()
+    weights = np.concatenate([np.full(int(n), p / n) for n, p in zip(sizes, probs)])
+    return ResamplingDataset(dataset, weights=weights, replace=True, size_ratio=1.0, seed=seed, epoch=epoch)
+
+
 class NonFiniteLossError(RuntimeError):
     """Too many consecutive updates had a NaN/Inf loss. (Not a FloatingPointError:
     fairseq's trainer catches those to re-run the batch under its NaN detector.)"""
@@ -331,12 +342,8 @@ class XLTMultitaskTask(FairseqTask):
             self.datasets[split] = MultitaskConcatDataset(per_task)
 
     def _temperature_resample(self, dataset, datasets, epoch):
-        sizes = np.array([len(d) for d in datasets], dtype=np.float64)
-        probs = (sizes / sizes.sum()) ** (1.0 / self.cfg.sampling_temperature)
-        probs /= probs.sum()
-        weights = np.concatenate([np.full(len(d), p / len(d)) for d, p in zip(datasets, probs)])
-        return ResamplingDataset(
-            dataset, weights=weights, replace=True, size_ratio=1.0, seed=self.cfg.seed, epoch=epoch
+        return temperature_resample(
+            dataset, [len(d) for d in datasets], self.cfg.sampling_temperature, self.cfg.seed, epoch
         )
 
     def get_batch_iterator(self, dataset, **kwargs):
