@@ -160,7 +160,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_result(tiny_data, tmp_path):
     data = tiny_data["data"]
     killed = _cli(str(tmp_path / "b"), data, 60, tmp_path / "b.log")
     deadline = time.time() + 300
-    ckpt = tmp_path / "b" / "checkpoint_1_10.pt"
+    ckpt = tmp_path / "b" / "checkpoint_last.pt"  # written (atomically) after checkpoint_1_10.pt
     while not ckpt.exists() and killed.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     if killed.poll() is None:

@@ -4,12 +4,58 @@
 
 This is the one place where a data format is parsed; preprocessing, evaluation
 and prediction all read their files through these functions. Every reader
-raises :class:`DataFormatError` naming the file, the line and the problem.
+raises :class:`DataFormatError` naming the file, the line and the problem
+(missing and empty files, invalid UTF-8, wrong column counts, empty texts,
+misaligned parallel files).
+
+========  =================  ==================================================
+task      ``--format``       one example
+========  =================  ==================================================
+ner       ``conll``          ``token<TAB>tag`` per line, blank line between sentences
+ner       ``conll-space``    ``token tag`` (MasakhaNER)
+ner       ``wikiann-idx``    ``idx<TAB>token<TAB>tag`` (Babelscape WikiAnn copy)
+ner       ``panx``           ``en:token<TAB>tag`` (XTREME PAN-X)
+ner       ``tokens``         ``token`` (no tags: prediction input)
+sentiment ``tsv``            ``label<TAB>text``
+sentiment ``marc-jsonl``     Multilingual Amazon Reviews Corpus JSON Lines
+sentiment ``csv``            delimited file with a header naming the columns
+sentiment ``text``           one text per line (no labels: prediction input)
+transl.   ``plain``          aligned ``PREFIX.SRC`` / ``PREFIX.TGT``
+transl.   ``iwslt-tags``     IWSLT/WIT3 ``train.tags.S-T.S`` / ``.T``
+transl.   ``iwslt-xml``      IWSLT/WIT3 ``IWSLT17.TED.SET.S-T.S.xml`` / ``.T.xml``
+mlm       ``text``           one text per line
+========  =================  ==================================================
 """
 
+import csv
+import html
+import json
+import logging
 import os
+import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterator, List, Optional, Tuple
+
+logger = logging.getLogger(__name__)
+
+NER_FORMATS = ("conll", "conll-space", "wikiann-idx", "panx", "tokens")
+SENTIMENT_FORMATS = ("tsv", "marc-jsonl", "csv", "text")
+TRANSLATION_FORMATS = ("plain", "iwslt-tags", "iwslt-xml")
+MLM_FORMATS = ("text",)
+# auxiliary token-tagging tasks (POS, chunking, ...): CoNLL-U or the NER layouts
+TAGGING_FORMATS = ("conllu", "conll", "conll-space", "tokens")
+CONLLU_COLUMNS = {"upos": 3, "xpos": 4, "deprel": 7}
+FORMATS = {
+    "ner": NER_FORMATS,
+    "sentiment": SENTIMENT_FORMATS,
+    "translation": TRANSLATION_FORMATS,
+    "mlm": MLM_FORMATS,
+    "tagging": TAGGING_FORMATS,
+}
+DEFAULT_FORMATS = {"ner": "conll", "sentiment": "tsv", "translation": "plain", "mlm": "text", "tagging": "conllu"}
+# formats without labels: input for prediction, not for training or evaluation
+UNLABELLED_FORMATS = {("ner", "tokens"), ("sentiment", "text"), ("tagging", "tokens")}
 
 
 class DataFormatError(ValueError):
@@ -21,6 +67,9 @@ class DataFormatError(ValueError):
         self.message = message
         where = f"{path}:{line}" if line else str(path)
         super().__init__(f"{where}: {message}")
+
+    def __reduce__(self):  # picklable, so that worker processes can report it
+        return type(self), (self.path, self.line, self.message)
 
 
 @dataclass
@@ -38,53 +87,103 @@ class LabelledText:
     line: int
 
 
-def _open_lines(path) -> Iterator[Tuple[int, str]]:
-    """Yields (1-based line number, line without its newline) and turns missing,
-    empty and non-UTF-8 files into DataFormatErrors."""
+def _read_lines(path) -> List[str]:
+    """The lines of a UTF-8 text file without their line ends (one decode of the
+    whole file); missing, empty and non-UTF-8 files become DataFormatErrors."""
     if not os.path.exists(path):
         raise DataFormatError(path, None, "file not found")
     if os.path.getsize(path) == 0:
         raise DataFormatError(path, None, "file is empty")
     with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataFormatError(path, lineno, f"invalid UTF-8 ({e.reason} at byte {e.start})") from None
-            if lineno == 1 and line.startswith("\ufeff"):
-                line = line[1:]
-            yield lineno, line.rstrip("\r\n")
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line_start = data.rfind(b"\n", 0, e.start) + 1
+        raise DataFormatError(
+            path, data.count(b"\n", 0, e.start) + 1, f"invalid UTF-8 ({e.reason} at byte {e.start - line_start})"
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if "\r" in text:
+        lines = [line.rstrip("\r") for line in lines]
+    return lines
+
+
+def _open_lines(path) -> Iterator[Tuple[int, str]]:
+    """Yields (1-based line number, line without its newline); see :func:`_read_lines`."""
+    yield from enumerate(_read_lines(path), start=1)
+
+
+# format -> (column separator (None: any whitespace), columns of a tagged line)
+_NER_COLUMNS = {
+    "conll": ("\t", ("token", "tag")),
+    "conll-space": (None, ("token", "tag")),
+    "wikiann-idx": ("\t", ("idx", "token", "tag")),
+    "panx": ("\t", ("lang:token", "tag")),
+    "tokens": ("\t", ("token",)),
+}
 
 
 def read_conll(path, tagged: bool = True) -> List[TaggedSentence]:
     """NER/tagging data: one ``token<TAB>tag`` per line, a blank line between
     sentences. With ``tagged=False`` each line holds just a token."""
+    return read_tagged(path, "conll", tagged=tagged)
+
+
+def read_tagged(path, fmt: str = "conll", tagged: bool = True, lang: Optional[str] = None) -> List[TaggedSentence]:
+    """Token-tagging data in one of :data:`NER_FORMATS`: one token per line, a
+    blank line (or a CoNLL ``-DOCSTART-`` line) between sentences.
+
+    ``tagged=False`` reads files without the tag column (XTREME's unlabelled
+    test files, prediction input); format ``tokens`` never has tags. For
+    ``panx`` the ``lang:`` prefix of each token is removed and, when ``lang``
+    is given, checked. Tags are returned as written; see
+    :mod:`xlt_fairseq.data.tags` for schemes and mapping."""
+    if fmt not in _NER_COLUMNS:
+        raise ValueError(f"unknown NER format {fmt!r} (choose from {', '.join(NER_FORMATS)})")
+    sep, columns = _NER_COLUMNS[fmt]
+    tagged = tagged and fmt != "tokens"
+    if not tagged and columns[-1] == "tag":
+        columns = columns[:-1]
+    layout = "<TAB>".join(columns) if sep else " ".join(columns)
+    token_col = len(columns) - 1 if columns[-1] != "tag" else len(columns) - 2
+    ncols, is_idx, is_panx = len(columns), fmt == "wikiann-idx", fmt == "panx"
     sentences = []
     tokens, tags, start = [], [], None
-    expected = 2 if tagged else 1
-    for lineno, line in _open_lines(path):
-        if line.strip() == "":
+    for lineno, line in enumerate(_read_lines(path), start=1):
+        if not line or line.isspace() or line.startswith("-DOCSTART-"):
             if tokens:
                 sentences.append(TaggedSentence(tokens, tags if tagged else None, start))
-            tokens, tags, start = [], [], None
+                tokens, tags, start = [], [], None
             continue
-        cols = line.split("\t")
-        if len(cols) != expected:
+        if is_idx and line.startswith("# "):  # CoNLL-U style comment
+            continue
+        cols = line.split(sep)
+        if len(cols) != ncols:
             raise DataFormatError(
-                path,
-                lineno,
-                f"expected {expected} tab-separated column(s) (token{'<TAB>tag' if tagged else ''}), "
-                f"found {len(cols)}: {line!r}",
+                path, lineno, f"expected {ncols} column(s) ({layout}) for --format {fmt}, found {len(cols)}: {line!r}"
             )
-        token = cols[0].strip()
-        if token == "":
+        token = cols[token_col].strip()
+        if is_idx and not cols[0].strip().isdigit():
+            raise DataFormatError(path, lineno, f"first column must be a token index, found {cols[0]!r}")
+        if is_panx:
+            prefix, colon, token = token.partition(":")
+            if not colon or not prefix:
+                raise DataFormatError(path, lineno, f"PAN-X token {cols[token_col]!r} lacks its 'lang:' prefix")
+            if lang is not None and prefix != lang:
+                raise DataFormatError(path, lineno, f"token prefix {prefix!r} does not match the language {lang!r}")
+        if not token:
             raise DataFormatError(path, lineno, "empty token")
         if start is None:
             start = lineno
         tokens.append(token)
         if tagged:
-            tag = cols[1].strip()
-            if tag == "":
+            tag = cols[-1].strip()
+            if not tag:
                 raise DataFormatError(path, lineno, "empty tag")
             tags.append(tag)
     if tokens:
@@ -136,3 +235,362 @@ def read_parallel(prefix, src_lang, tgt_lang) -> List[Tuple[str, str]]:
             f"parallel files are misaligned: {src_path} has {len(src)} lines, {tgt_path} has {len(tgt)}",
         )
     return list(zip(src, tgt))
+
+
+def _clean(text: str) -> str:
+    """Whitespace runs (newlines and tabs included) to one space, stripped."""
+    return " ".join(text.split())
+
+
+# ---- sentiment --------------------------------------------------------------------------------------------------
+
+
+def read_unlabelled_text(path) -> List[LabelledText]:
+    """One text per line without a label (prediction input for classification)."""
+    out = []
+    for lineno, line in _open_lines(path):
+        text = line.strip()
+        if text == "":
+            raise DataFormatError(path, lineno, "empty line (expected a text)")
+        out.append(LabelledText(None, text, lineno))
+    return out
+
+
+MARC_LABELS = ("binary", "stars")
+
+
+def _marc_label(stars: int, labels: str) -> str:
+    if labels == "stars":
+        return str(stars)
+    return "negative" if stars <= 2 else "neutral" if stars == 3 else "positive"
+
+
+def read_marc(
+    path, labels: str = "binary", include_title: bool = False, language: Optional[str] = None
+) -> List[LabelledText]:
+    """The Multilingual Amazon Reviews Corpus (Keung et al., 2020) in its
+    original JSON Lines form: one object per line with at least
+    ``review_body``, ``review_title``, ``stars`` (1-5, number or string) and
+    ``language``.
+
+    ``labels="binary"``: stars 1-2 -> ``negative``, 4-5 -> ``positive``, 3 ->
+    ``neutral`` (dropped by preprocessing); ``labels="stars"``: the five
+    classes ``"1"`` ... ``"5"``. ``include_title`` puts the title before the
+    body. When ``language`` is given, every record's ``language`` must equal it."""
+    if labels not in MARC_LABELS:
+        raise ValueError(f"unknown MARC label mode {labels!r} (choose from {', '.join(MARC_LABELS)})")
+    out = []
+    for lineno, line in _open_lines(path):
+        if line.strip() == "":
+            raise DataFormatError(path, lineno, "empty line (expected a JSON object)")
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataFormatError(path, lineno, f"invalid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(record, dict):
+            raise DataFormatError(path, lineno, "expected a JSON object")
+        missing = [
+            k
+            for k in ("review_body", "stars", "language") + (("review_title",) if include_title else ())
+            if k not in record
+        ]
+        if missing:
+            raise DataFormatError(path, lineno, f"record lacks the field(s) {', '.join(missing)}")
+        stars = record["stars"]
+        if isinstance(stars, str) and stars.strip().isdigit():
+            stars = int(stars)
+        if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
+            raise DataFormatError(path, lineno, f"stars must be 1 to 5, found {record['stars']!r}")
+        if language is not None and record["language"] != language:
+            raise DataFormatError(
+                path, lineno, f"review language {record['language']!r} does not match the corpus language {language!r}"
+            )
+        body = _clean(str(record["review_body"] or ""))
+        title = _clean(str(record.get("review_title") or "")) if include_title else ""
+        text = f"{title} {body}".strip() if title else body
+        if text == "":
+            raise DataFormatError(path, lineno, "empty review_body")
+        out.append(LabelledText(_marc_label(stars, labels), text, lineno))
+    return out
+
+
+def _delimiter(delimiter: str) -> str:
+    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";"}
+    delimiter = named.get(delimiter, delimiter)
+    if len(delimiter) != 1:
+        raise ValueError(f"--delimiter must be one character (or tab, comma, semicolon), got {delimiter!r}")
+    return delimiter
+
+
+def read_delimited(
+    path, text_column: str = "text", label_column: Optional[str] = "label", delimiter: str = ","
+) -> List[LabelledText]:
+    """CSV/TSV with a header row naming the columns; ``text_column`` and
+    ``label_column`` pick the fields (quoted fields may span lines; the line
+    number is where the record starts). ``label_column=None`` reads texts only."""
+    delimiter = _delimiter(delimiter)
+    state = {"line": 0}
+
+    def lines():
+        for lineno, line in _open_lines(path):
+            state["line"] = lineno
+            yield line + "\n"
+
+    reader = csv.reader(lines(), delimiter=delimiter)
+    out, header, where = [], None, {}
+    record_start = 1
+    try:
+        for row in reader:
+            lineno = record_start
+            record_start = state["line"] + 1
+            if header is None:
+                header = [c.strip() for c in row]
+                for name, col in (("--text-column", text_column), ("--label-column", label_column)):
+                    if col is not None and col not in header:
+                        raise DataFormatError(
+                            path, lineno, f"{name} {col!r} is not a column of the header ({', '.join(header)})"
+                        )
+                    if col is not None:
+                        where[name] = header.index(col)
+                continue
+            if not row or all(c.strip() == "" for c in row):
+                raise DataFormatError(path, lineno, "empty line")
+            if len(row) != len(header):
+                raise DataFormatError(path, lineno, f"expected {len(header)} fields as in the header, found {len(row)}")
+            text = _clean(row[where["--text-column"]])
+            if text == "":
+                raise DataFormatError(path, lineno, f"empty text in column {text_column!r}")
+            label = None
+            if label_column is not None:
+                label = row[where["--label-column"]].strip()
+                if label == "":
+                    raise DataFormatError(path, lineno, f"empty label in column {label_column!r}")
+            out.append(LabelledText(label, text, lineno))
+    except csv.Error as e:
+        raise DataFormatError(path, state["line"], f"malformed {delimiter!r}-delimited record ({e})") from None
+    if header is None or not out:
+        raise DataFormatError(path, None, "no records after the header")
+    return out
+
+
+def read_classification(path, fmt: str = "tsv", labelled: bool = True, **options) -> List[LabelledText]:
+    """Sentence-classification data in one of :data:`SENTIMENT_FORMATS`.
+    ``options``: ``text_column``, ``label_column``, ``delimiter`` (csv);
+    ``marc_labels``, ``include_title``, ``language`` (marc-jsonl)."""
+    if fmt == "tsv":
+        return read_labelled_text(path) if labelled else read_unlabelled_text(path)
+    if fmt == "text":
+        return read_unlabelled_text(path)
+    if fmt == "marc-jsonl":
+        return read_marc(
+            path, options.get("marc_labels", "binary"), options.get("include_title", False), options.get("language")
+        )
+    if fmt == "csv":
+        return read_delimited(
+            path,
+            options.get("text_column", "text"),
+            options.get("label_column", "label") if labelled else None,
+            options.get("delimiter", ","),
+        )
+    raise ValueError(f"unknown sentiment format {fmt!r} (choose from {', '.join(SENTIMENT_FORMATS)})")
+
+
+# ---- translation ------------------------------------------------------------------------------------------------
+
+
+def translation_files(prefix, src_lang, tgt_lang, fmt: str = "plain") -> Tuple[str, str]:
+    """The two files a translation ``prefix`` names in format ``fmt``."""
+    if fmt in ("plain", "iwslt-tags"):
+        return f"{prefix}.{src_lang}", f"{prefix}.{tgt_lang}"
+    if fmt == "iwslt-xml":
+        return f"{prefix}.{src_lang}.xml", f"{prefix}.{tgt_lang}.xml"
+    raise ValueError(f"unknown translation format {fmt!r} (choose from {', '.join(TRANSLATION_FORMATS)})")
+
+
+# a line that is only a metadata element: <url>...</url>, <talkid>1</talkid>, <doc docid="1" ...>, </doc>, ...
+_IWSLT_META = re.compile(r"^</?([A-Za-z][\w.:-]*)(\s[^>]*)?/?>(.*</\1>)?$")
+_IWSLT_TALKID = re.compile(r"^<talkid>\s*(.*?)\s*</talkid>$")
+
+
+def _read_iwslt_tags_side(path):
+    """Text lines of a WIT3 ``train.tags`` file (metadata lines dropped) and its talks
+    as (talkid, line, index of the talk's first segment)."""
+    segments, talks = [], []
+    for lineno, line in _open_lines(path):
+        text = line.strip()
+        if _IWSLT_META.match(text):
+            m = _IWSLT_TALKID.match(text)
+            if m:
+                talks.append((m.group(1), lineno, len(segments)))
+            continue
+        if text == "":
+            raise DataFormatError(path, lineno, "empty line")
+        segments.append((lineno, _clean(text)))
+    return segments, talks
+
+
+def read_iwslt_tags(prefix, src_lang, tgt_lang) -> List[Tuple[str, str]]:
+    """IWSLT/WIT3 training files ``PREFIX.SRC`` / ``PREFIX.TGT`` (e.g.
+    ``train.tags.en-fr.en``): one segment per line between metadata lines
+    (``<url>``, ``<talkid>``, ``<title>``, ``<description>``, ``<keywords>``,
+    ``<speaker>``, ``<reviewer>``, ``<translator>``, ``<doc>``), which are dropped.
+    Both sides must hold the same talks with the same number of segments."""
+    src_path, tgt_path = translation_files(prefix, src_lang, tgt_lang, "iwslt-tags")
+    src, src_talks = _read_iwslt_tags_side(src_path)
+    tgt, tgt_talks = _read_iwslt_tags_side(tgt_path)
+    for (s_id, s_line, s_start), (t_id, t_line, t_start) in zip(src_talks, tgt_talks):
+        if s_id != t_id:
+            raise DataFormatError(
+                tgt_path, t_line, f"talks do not match: talkid {t_id} here, {s_id} at {src_path}:{s_line}"
+            )
+        if s_start != t_start:
+            raise DataFormatError(
+                tgt_path,
+                t_line,
+                f"misaligned before talk {t_id}: {t_start} segments here, {s_start} in {src_path} up to line {s_line}",
+            )
+    if len(src_talks) != len(tgt_talks):
+        raise DataFormatError(
+            tgt_path, None, f"{len(tgt_talks)} talks here but {len(src_talks)} in {src_path}: the files do not match"
+        )
+    if len(src) != len(tgt):
+        line = tgt[len(src)][0] if len(tgt) > len(src) else (tgt[-1][0] if tgt else None)
+        raise DataFormatError(
+            tgt_path, line, f"misaligned: {len(src)} segments in {src_path}, {len(tgt)} in {tgt_path}"
+        )
+    return [(s, t) for (_, s), (_, t) in zip(src, tgt)]
+
+
+_XML_DOC = re.compile(r"<doc\b[^>]*\bdocid\s*=\s*\"([^\"]*)\"")
+_XML_SEG = re.compile(r"^<seg\s+id\s*=\s*\"?([^\">\s]+)\"?\s*>(.*)</seg>$")
+
+
+def _read_iwslt_xml_side(path) -> "OrderedDict[str, Tuple[int, OrderedDict]]":
+    """docid -> (line, OrderedDict seg id -> (line, text)) of a WIT3 XML file."""
+    docs: "OrderedDict[str, Tuple[int, OrderedDict]]" = OrderedDict()
+    current = None
+    for lineno, line in _open_lines(path):
+        text = line.strip()
+        if text.startswith("<doc"):
+            m = _XML_DOC.match(text)
+            if not m:
+                raise DataFormatError(path, lineno, "<doc> without a docid attribute")
+            if m.group(1) in docs:
+                raise DataFormatError(path, lineno, f"docid {m.group(1)} occurs twice")
+            current = OrderedDict()
+            docs[m.group(1)] = (lineno, current)
+        elif text.startswith("</doc>"):
+            current = None
+        elif "<seg" in text:
+            m = _XML_SEG.match(text)
+            if not m:
+                raise DataFormatError(path, lineno, f'malformed segment (expected <seg id="N">text</seg>): {text!r}')
+            if current is None:
+                raise DataFormatError(path, lineno, "<seg> outside a <doc>")
+            seg_id, seg = m.group(1), _clean(html.unescape(m.group(2)))
+            if seg_id in current:
+                raise DataFormatError(path, lineno, f"segment id {seg_id} occurs twice in this document")
+            if seg == "":
+                raise DataFormatError(path, lineno, f"empty segment {seg_id}")
+            current[seg_id] = (lineno, seg)
+    if not any(segs for _, segs in docs.values()):
+        raise DataFormatError(path, None, "no <doc> with <seg> segments found")
+    return docs
+
+
+def read_iwslt_xml(prefix, src_lang, tgt_lang) -> List[Tuple[str, str]]:
+    """IWSLT/WIT3 evaluation sets ``PREFIX.SRC.xml`` / ``PREFIX.TGT.xml`` (e.g.
+    ``IWSLT17.TED.dev2010.en-fr.en.xml``): ``<seg id=...>`` segments inside
+    ``<doc docid=...>`` documents. Documents are matched by ``docid`` and
+    segments by ``id``; every document and segment must have its counterpart.
+    XML entities are decoded; the source side's order is kept."""
+    src_path, tgt_path = translation_files(prefix, src_lang, tgt_lang, "iwslt-xml")
+    src, tgt = _read_iwslt_xml_side(src_path), _read_iwslt_xml_side(tgt_path)
+    for docid, (t_line, _) in tgt.items():
+        if docid not in src:
+            raise DataFormatError(tgt_path, t_line, f"document docid={docid} has no match in {src_path}")
+    pairs = []
+    for docid, (s_line, s_segs) in src.items():
+        if docid not in tgt:
+            raise DataFormatError(src_path, s_line, f"document docid={docid} has no match in {tgt_path}")
+        t_line, t_segs = tgt[docid]
+        for seg_id, (line, _) in s_segs.items():
+            if seg_id not in t_segs:
+                raise DataFormatError(
+                    src_path, line, f"segment {seg_id} of document docid={docid} is missing from {tgt_path}:{t_line}"
+                )
+        for seg_id, (line, _) in t_segs.items():
+            if seg_id not in s_segs:
+                raise DataFormatError(
+                    tgt_path, line, f"segment {seg_id} of document docid={docid} is missing from {src_path}:{s_line}"
+                )
+        pairs.extend((text, t_segs[seg_id][1]) for seg_id, (_, text) in s_segs.items())
+    return pairs
+
+
+def read_translation(prefix, src_lang, tgt_lang, fmt: str = "plain") -> List[Tuple[str, str]]:
+    """Sentence pairs in one of :data:`TRANSLATION_FORMATS`."""
+    if fmt == "plain":
+        return read_parallel(prefix, src_lang, tgt_lang)
+    if fmt == "iwslt-tags":
+        return read_iwslt_tags(prefix, src_lang, tgt_lang)
+    if fmt == "iwslt-xml":
+        return read_iwslt_xml(prefix, src_lang, tgt_lang)
+    raise ValueError(f"unknown translation format {fmt!r} (choose from {', '.join(TRANSLATION_FORMATS)})")
+
+
+def check_exists(path):
+    """A missing or empty input file as a DataFormatError (before any work is done)."""
+    if not os.path.exists(path):
+        raise DataFormatError(path, None, "file not found")
+    if os.path.isdir(path):
+        raise DataFormatError(path, None, "is a directory, not a file")
+    if os.path.getsize(path) == 0:
+        raise DataFormatError(path, None, "file is empty")
+
+
+def read_conllu(path, column: str = "upos") -> List[TaggedSentence]:
+    """CoNLL-U (Universal Dependencies): ten tab-separated columns per word,
+    ``#`` comment lines, a blank line after each sentence. Multi-word token
+    ranges (``1-2``) and empty nodes (``1.1``) are skipped; the tag is taken from
+    ``column`` (``upos``, ``xpos`` or ``deprel``)."""
+    if column not in CONLLU_COLUMNS:
+        raise ValueError(f"unknown CoNLL-U column {column!r} (choose from {', '.join(CONLLU_COLUMNS)})")
+    col = CONLLU_COLUMNS[column]
+    sentences, tokens, tags, start = [], [], [], None
+    for lineno, line in _open_lines(path):
+        if line.strip() == "":
+            if tokens:
+                sentences.append(TaggedSentence(tokens, tags, start))
+            tokens, tags, start = [], [], None
+            continue
+        if line.startswith("#"):
+            continue
+        cols = line.split("\t")
+        if len(cols) != 10:
+            raise DataFormatError(
+                path, lineno, f"expected 10 tab-separated CoNLL-U columns, found {len(cols)}: {line!r}"
+            )
+        if "-" in cols[0] or "." in cols[0]:
+            continue
+        if not cols[0].isdigit():
+            raise DataFormatError(path, lineno, f"CoNLL-U word id {cols[0]!r} is not a number")
+        token, tag = cols[1].strip(), cols[col].strip()
+        if token == "" or tag in ("", "_"):
+            raise DataFormatError(path, lineno, f"empty form or {column.upper()} ({tag!r})")
+        if start is None:
+            start = lineno
+        tokens.append(token)
+        tags.append(tag)
+    if tokens:
+        sentences.append(TaggedSentence(tokens, tags, start))
+    if not sentences:
+        raise DataFormatError(path, None, "no sentences found")
+    return sentences
+
+
+def input_files(task, path_or_prefix, fmt, src_lang=None, tgt_lang=None) -> List[str]:
+    """The files one split of a corpus reads."""
+    if task == "translation":
+        return list(translation_files(path_or_prefix, src_lang, tgt_lang, fmt))
+    return [path_or_prefix]

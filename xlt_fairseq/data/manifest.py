@@ -1,0 +1,368 @@
+# This source code is licensed under the MIT license found in the
+# LICENSE file in the root directory of this source tree.
+"""Experiment manifests and tier files (YAML), read into :class:`CorpusSpec` lists.
+
+A manifest names every corpus of an experiment (task, language(s), files,
+format and options) and the scenario; ``scripts/prepare.py`` prepares it in
+one all-or-nothing run::
+
+    encoder_dir: encoder          # optional (--encoder-dir wins)
+    destdir: data-bin             # optional (--destdir wins)
+    seed: 1                       # subset seed of every corpus
+    defaults: {max_positions: 512}
+    scenario:
+      name: low-resource
+      tiers: tiers.yaml           # or the tier mapping inline
+      zero_shot: [yo]             # or {languages: [yo], tasks: [ner]}
+    corpora:
+      - {task: ner, lang: en, format: wikiann-idx, train: en/train.conllu, valid: en/val.conllu}
+      - {task: ner, lang: sw, format: conll-space, map_label: {DATE: O}, train: sw/train.txt, valid: sw/dev.txt}
+
+Corpus keys are the fields of :class:`~xlt_fairseq.data.prepare.CorpusSpec`
+(``map-label`` and ``map_label`` both work); relative paths are relative to the
+manifest's folder. Every problem is reported with the manifest's file name and
+line: unknown keys, tasks and formats, missing files, bad values.
+"""
+
+import logging
+import os
+from dataclasses import dataclass, field, fields
+from typing import Dict, List, Optional
+
+import yaml
+
+from .formats import FORMATS, DataFormatError, check_exists, input_files
+from .prepare import CorpusSpec
+from .scenarios import ALL_TASKS, DEFAULT_FLOOR, DEFAULT_TIERS, TierPlan, ZeroShot
+
+logger = logging.getLogger(__name__)
+
+_SPEC_FIELDS = {f.name: f for f in fields(CorpusSpec)}
+# set by the scenario, not by a corpus entry
+_SCENARIO_ONLY = {"tier", "zero_shot"}
+_PATH_FIELDS = ("train", "valid", "test")
+_TOP_KEYS = {"encoder_dir", "destdir", "workers", "seed", "defaults", "scenario", "corpora", "name"}
+_SCENARIO_KEYS = {"name", "subsample", "max_examples", "tiers", "zero_shot", "floor"}
+_TIER_KEYS = {"fractions", "languages", "default", "floor", "tasks"}
+
+
+class _LineDict(dict):
+    """A YAML mapping that remembers the line of each key."""
+
+    line: int = 0
+    lines: Dict = {}
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader, node):
+    loader.flatten_mapping(node)
+    out = _LineDict()
+    out.line = node.start_mark.line + 1
+    out.lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.lines[key] = key_node.start_mark.line + 1
+    return out
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_yaml(path):
+    """A YAML file whose mappings carry ``.line`` and ``.lines[key]``."""
+    check_exists(path)
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataFormatError(path, None, f"invalid UTF-8 ({e.reason} at byte {e.start})") from None
+    try:
+        data = yaml.load(text, Loader=_LineLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise DataFormatError(
+            path, mark.line + 1 if mark else None, f"invalid YAML: {getattr(e, 'problem', e)}"
+        ) from None
+    if not isinstance(data, dict):
+        raise DataFormatError(path, None, "expected a YAML mapping at the top level")
+    return data
+
+
+def _line(mapping, key=None):
+    if isinstance(mapping, _LineDict):
+        return mapping.lines.get(key, mapping.line) if key is not None else mapping.line
+    return None
+
+
+def _check_keys(path, mapping, known, what):
+    for key in mapping:
+        if key not in known:
+            raise DataFormatError(
+                path, _line(mapping, key), f"unknown key {key!r} in {what} (known: {', '.join(sorted(known))})"
+            )
+
+
+def _as_list(value, path, line, what) -> List[str]:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list) and all(isinstance(v, (str, int)) for v in value):
+        return [str(v) for v in value]
+    raise DataFormatError(path, line, f"{what} must be a list or a comma-separated string, got {value!r}")
+
+
+def parse_label_map(items, path=None, line=None) -> Dict[str, str]:
+    """``{"DATE": "O"}`` or ``["DATE=O", ...]`` (the command line's ``--map-label`` form) -> a dict."""
+    if isinstance(items, dict):
+        return {str(k): str(v) for k, v in items.items()}
+    out = {}
+    for item in items if isinstance(items, list) else [items]:
+        src, eq, dst = str(item).partition("=")
+        if not eq or not src.strip() or not dst.strip():
+            message = f"label mapping {item!r} is not of the form FROM=TO (e.g. DATE=O)"
+            raise DataFormatError(path, line, message) if path else ValueError(f"--map-label: {message}")
+        out[src.strip()] = dst.strip()
+    return out
+
+
+_BOOL_FIELDS = {"strict_tags", "include_title"}
+_INT_FIELDS = {"max_positions", "tokens_per_sample", "max_length", "max_examples", "seed", "floor"}
+_FLOAT_FIELDS = {"subsample", "length_ratio"}
+
+
+def _coerce(path, line, name, value):
+    """A manifest value checked and converted to the type of CorpusSpec field ``name``."""
+    if name == "map_label":
+        return parse_label_map(value, path, line)
+    if name in ("drop_label", "labels"):
+        return _as_list(value, path, line, name)
+    if name in _BOOL_FIELDS:
+        if not isinstance(value, bool):
+            raise DataFormatError(path, line, f"{name} must be true or false, got {value!r}")
+        return value
+    if name in _INT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise DataFormatError(path, line, f"{name} must be an integer, got {value!r}")
+        return value
+    if name in _FLOAT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise DataFormatError(path, line, f"{name} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise DataFormatError(path, line, f"{name} must be a string, got {value!r}")
+    return str(value)
+
+
+def parse_tiers(data, path, base_dir=".") -> TierPlan:
+    """A tier plan from a mapping: tier names as keys with lists of languages
+    (``high: [en, de]``) and/or ``languages: {yo: low}``; optional ``fractions``
+    (default high 1.0, medium 0.1, low 0.01), ``default``, ``floor``, ``tasks``.
+    A string is the path of a tier file holding that mapping."""
+    if isinstance(data, str):
+        return load_tier_file(os.path.join(base_dir, data))
+    if not isinstance(data, dict):
+        raise DataFormatError(path, None, "tiers must be a mapping or the path of a tier file")
+    fractions = dict(DEFAULT_TIERS)
+    if "fractions" in data:
+        if not isinstance(data["fractions"], dict):
+            raise DataFormatError(path, _line(data, "fractions"), "fractions must map tier names to numbers")
+        fractions = dict(data["fractions"])
+    languages = {}
+    for key, value in data.items():
+        if key in _TIER_KEYS:
+            continue
+        if key not in fractions:
+            raise DataFormatError(
+                path,
+                _line(data, key),
+                f"unknown key or tier {key!r} (tiers: {', '.join(fractions)}; other keys: {', '.join(sorted(_TIER_KEYS))})",
+            )
+        for lang in _as_list(value, path, _line(data, key), f"tier {key}"):
+            languages[lang] = key
+    if "languages" in data:
+        if not isinstance(data["languages"], dict):
+            raise DataFormatError(path, _line(data, "languages"), "languages must map languages to tier names")
+        languages.update({str(k): str(v) for k, v in data["languages"].items()})
+    if not languages:
+        raise DataFormatError(path, _line(data), "no language is assigned to a tier")
+    floor = data.get("floor", DEFAULT_FLOOR)
+    if isinstance(floor, bool) or not isinstance(floor, int) or floor < 0:
+        raise DataFormatError(path, _line(data, "floor"), f"floor must be a non-negative integer, got {floor!r}")
+    tasks = tuple(_as_list(data.get("tasks", list(ALL_TASKS)), path, _line(data, "tasks"), "tasks"))
+    try:
+        return TierPlan(languages, fractions, data.get("default"), floor, tasks, source=str(path))
+    except ValueError as e:
+        raise DataFormatError(path, _line(data), str(e).split(": ", 1)[-1]) from None
+
+
+def load_tier_file(path) -> TierPlan:
+    """A tier file (YAML, see :func:`parse_tiers`)."""
+    return parse_tiers(load_yaml(path), path, os.path.dirname(os.path.abspath(path)))
+
+
+def parse_zero_shot(value, path, line) -> ZeroShot:
+    if isinstance(value, dict):
+        _check_keys(path, value, {"languages", "tasks"}, "zero_shot")
+        langs = _as_list(value.get("languages", []), path, _line(value, "languages"), "zero_shot languages")
+        tasks = tuple(_as_list(value.get("tasks", list(ALL_TASKS)), path, _line(value, "tasks"), "zero_shot tasks"))
+        for t in tasks:
+            if t not in ALL_TASKS:
+                raise DataFormatError(path, _line(value, "tasks"), f"unknown task {t!r} in zero_shot tasks")
+        return ZeroShot(langs, tasks)
+    return ZeroShot(_as_list(value, path, line, "zero_shot"))
+
+
+@dataclass
+class Manifest:
+    """A parsed manifest: the corpora to prepare and the run's settings."""
+
+    path: str
+    specs: List[CorpusSpec]
+    encoder_dir: Optional[str] = None
+    destdir: Optional[str] = None
+    workers: Optional[int] = None
+    scenario: dict = field(default_factory=dict)
+
+
+def load_manifest(path) -> Manifest:
+    """Reads and checks a manifest: every key, task, format and option, and that
+    every input file exists, before anything is prepared."""
+    data = load_yaml(path)
+    base = os.path.dirname(os.path.abspath(path))
+    _check_keys(path, data, _TOP_KEYS, "the manifest")
+
+    def rel(p):
+        return p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p))
+
+    corpora_list = data.get("corpora")
+    if not isinstance(corpora_list, list) or not corpora_list:
+        raise DataFormatError(path, _line(data, "corpora"), "'corpora' must be a non-empty list of corpus entries")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise DataFormatError(path, _line(data, "defaults"), "'defaults' must be a mapping")
+    defaults = {k.replace("-", "_"): v for k, v in defaults.items()}
+    _check_keys(
+        path, defaults, set(_SPEC_FIELDS) - _SCENARIO_ONLY - {"task", "lang", "src_lang", "tgt_lang"}, "defaults"
+    )
+    scenario = data.get("scenario") or {}
+    if not isinstance(scenario, dict):
+        raise DataFormatError(path, _line(data, "scenario"), "'scenario' must be a mapping")
+    _check_keys(path, scenario, _SCENARIO_KEYS, "scenario")
+    if "seed" in data:
+        defaults.setdefault("seed", data["seed"])
+    for key in ("subsample", "max_examples", "floor"):
+        if key in scenario:
+            defaults.setdefault(key, scenario[key])
+    tiers = parse_tiers(scenario["tiers"], path, base) if "tiers" in scenario else None
+    zero = (
+        parse_zero_shot(scenario["zero_shot"], path, _line(scenario, "zero_shot")) if "zero_shot" in scenario else None
+    )
+
+    specs = []
+    for i, entry in enumerate(corpora_list, start=1):
+        if not isinstance(entry, dict):
+            raise DataFormatError(path, _line(data, "corpora"), f"corpus entry {i} is not a mapping")
+        lines = {k.replace("-", "_"): _line(entry, k) for k in entry}
+        entry = _LineDict({k.replace("-", "_"): v for k, v in entry.items()})
+        entry.line, entry.lines = _line(data, "corpora") if not lines else min(lines.values()), lines
+        _check_keys(path, entry, set(_SPEC_FIELDS) - _SCENARIO_ONLY, f"corpus entry {i}")
+        task = entry.get("task")
+        if task not in FORMATS:
+            raise DataFormatError(
+                path,
+                _line(entry, "task"),
+                f"corpus entry {i}: unknown task {task!r} (choose from {', '.join(FORMATS)})",
+            )
+        values = {}
+        for name, value in list(defaults.items()) + list(entry.items()):
+            if name == "task":
+                continue
+            line = _line(entry, name) if name in entry else _line(data, "defaults")
+            values[name] = _coerce(path, line, name, value)
+        for split in _PATH_FIELDS:
+            if values.get(split):
+                values[split] = rel(values[split])
+        spec = CorpusSpec(task=task, **values)
+        for split in _PATH_FIELDS:
+            fmt, key = spec.split_format(split), f"{split}_format" if f"{split}_format" in entry else "format"
+            if fmt not in FORMATS[task]:
+                raise DataFormatError(
+                    path,
+                    _line(entry, key) if key in entry else _line(data, "defaults"),
+                    f"corpus entry {i} ({spec.name}): unknown format {fmt!r} for {task} "
+                    f"(choose from {', '.join(FORMATS[task])})",
+                )
+        langs = spec.langs
+        if zero is not None and zero.applies(task, langs):
+            spec.zero_shot = True
+            if not (spec.valid or spec.test):
+                raise DataFormatError(
+                    path,
+                    _line(entry),
+                    f"corpus entry {i} ({spec.name}) is a zero-shot target but has no valid/test file",
+                )
+        if tiers is not None and spec.train and not spec.zero_shot:
+            if "subsample" in entry or "max_examples" in entry:
+                raise DataFormatError(
+                    path,
+                    _line(entry, "subsample" if "subsample" in entry else "max_examples"),
+                    f"corpus entry {i} ({spec.name}) sets its own subset, but the scenario's tiers decide it",
+                )
+            try:
+                tier = tiers.tier_for(task, spec.key, langs)
+            except ValueError as e:
+                raise DataFormatError(path, _line(entry), str(e)) from None
+            if tier is not None:
+                spec.tier = tier[0]
+                spec.subsample = tier[1] if tier[1] < 1 else None
+                spec.floor = tiers.floor
+        try:
+            spec.check()
+        except ValueError as e:
+            raise DataFormatError(path, _line(entry), f"corpus entry {i}: {e}") from None
+        for split in _PATH_FIELDS:
+            if getattr(spec, split) and not (split == "train" and spec.zero_shot):
+                for p in input_files(
+                    task, getattr(spec, split), spec.split_format(split), spec.src_lang, spec.tgt_lang
+                ):
+                    try:
+                        check_exists(p)
+                    except DataFormatError as e:
+                        raise DataFormatError(
+                            path, _line(entry, split), f"corpus entry {i} ({spec.name}) {split}: {p}: {e.message}"
+                        ) from None
+        specs.append(spec)
+
+    names = {}
+    for i, spec in enumerate(specs, start=1):
+        if spec.name in names:
+            raise DataFormatError(
+                path, _line(corpora_list[i - 1]), f"corpus entry {i} repeats {spec.name} (entry {names[spec.name]})"
+            )
+        names[spec.name] = i
+
+    workers = data.get("workers")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise DataFormatError(path, _line(data, "workers"), f"workers must be a positive integer, got {workers!r}")
+    summary = {"manifest": os.path.abspath(path)}
+    if scenario:
+        summary["scenario"] = {
+            "name": scenario.get("name"),
+            "subsample": scenario.get("subsample"),
+            "max_examples": scenario.get("max_examples"),
+            "tiers": (
+                {"languages": tiers.languages, "fractions": tiers.fractions, "floor": tiers.floor} if tiers else None
+            ),
+            "zero_shot": zero.languages if zero else None,
+        }
+    return Manifest(
+        path=path,
+        specs=specs,
+        encoder_dir=rel(data["encoder_dir"]) if data.get("encoder_dir") else None,
+        destdir=rel(data["destdir"]) if data.get("destdir") else None,
+        workers=workers,
+        scenario=summary,
+    )
