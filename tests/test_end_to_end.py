@@ -221,11 +221,11 @@ def test_interactive_translates_raw_text(trained, tiny_data):
     assert src[0].split("\t", 1)[1].replace(" ", "").replace("\u2581", " ").strip() == raw[0]
 
 
-def test_readme_demo_runs_at_reduced_size(tmp_path):
+def test_smoke_pipeline_runs_at_reduced_size(tmp_path):
     out = subprocess.run(
         [
             sys.executable,
-            os.path.join(REPO, "scripts", "demo.py"),
+            os.path.join(REPO, "scripts", "smoke.py"),
             "--out",
             str(tmp_path / "demo"),
             "--max-update",

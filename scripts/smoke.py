@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 # This source code is licensed under the MIT license found in the
 # LICENSE file in the root directory of this source tree.
-"""Smoke demo: the whole pipeline end to end on generated data, with the real
+"""Smoke run: the whole pipeline end to end on generated data, with the real
 command-line tools a user runs (build_vocab -> preprocess -> fairseq-train ->
 fairseq-generate), then a per-language results table.
 
-    python scripts/demo.py --out demo_out [--max-update 300]
+    python scripts/smoke.py --out demo_out [--max-update 300]
 """
 
 import argparse
