@@ -456,6 +456,12 @@ def _read_split(spec: CorpusSpec, split, path):
     return lines, {"read": len(lines)}
 
 
+def read_split(spec: CorpusSpec, split: str, path: str):
+    """One split of a corpus, read and normalised exactly as preprocessing reads it
+    (tag schemes, label maps): ``(examples, stats)``. Evaluation uses it too."""
+    return _read_split(spec, split, path)
+
+
 def _label_set(spec: CorpusSpec, parsed: dict) -> List[str]:
     """The corpus' labels: ``--labels`` when given, else those of the training
     split (all splits for an evaluation-only corpus)."""

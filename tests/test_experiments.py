@@ -1,0 +1,331 @@
+"""The experiment tooling end to end on the tiny grid (examples/experiments/tiny.yaml:
+generated data, xlt_tiny, two systems x two seeds, fairseq-train in subprocesses):
+the results file is complete, an interrupted grid resumes and skips finished runs,
+a half-written line is repaired, evaluation reproduces the validation metric, and
+the report's tables hold the numbers of the results file."""
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+
+import evaluate as evaluate_script
+import make_report as make_report_script
+import predict as predict_script
+import pytest
+import run_experiments
+import yaml
+
+from tests.conftest import REPO
+from xlt_fairseq.experiments import grid
+from xlt_fairseq.experiments.runner import read_results, repair_results
+
+TINY = os.path.join(REPO, "examples", "experiments", "tiny.yaml")
+SYSTEMS = os.path.join(REPO, "examples", "systems")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """In-process work (evaluation, t-SNE) on one thread: faster than oversubscribed cores shared with other jobs
+    (the training subprocesses get OMP_NUM_THREADS=1 from tiny.yaml)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(n)
+
+
+def cli(main, args):
+    """Runs a script's main() in-process; returns (exit code, stdout)."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(args)
+    return rc, buf.getvalue()
+
+
+def counts(stdout):
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def tiny_grid(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("grid"))
+    results = os.path.join(out, "results.jsonl")
+    steps = {}
+    # an interrupted grid: only two of the four runs
+    rc, so = cli(run_experiments.main, [TINY, "--out", out, "--max-runs", "2", "--no-progress"])
+    assert rc == 0
+    steps["partial"] = counts(so)
+    steps["partial_lines"] = read_results(results)
+    # resumed: the other two
+    rc, so = cli(run_experiments.main, [TINY, "--out", out, "--no-progress"])
+    assert rc == 0
+    steps["resumed"] = counts(so)
+    with open(results, "rb") as f:
+        steps["complete_bytes"] = f.read()
+    # nothing left to do
+    rc, so = cli(run_experiments.main, [TINY, "--out", out, "--no-progress"])
+    steps["again"] = counts(so)
+    with open(results, "rb") as f:
+        steps["again_bytes"] = f.read()
+    # a crash while writing: one run's lines lost, the last line half written
+    lines = steps["complete_bytes"].decode("utf-8").splitlines(keepends=True)
+    lost = [line for line in lines if '"low-resource/ner/full/seed2"' in line]
+    kept = [line for line in lines if line not in lost]
+    with open(results, "w", encoding="utf-8") as f:
+        f.write("".join(kept) + lost[0][: len(lost[0]) // 2])
+    steps["lost"] = len(lost)
+    rc, so = cli(run_experiments.main, [TINY, "--out", out, "--no-progress"])
+    steps["repaired"] = counts(so)
+    return {"out": out, "results": results, "rows": read_results(results), **steps}
+
+
+# ---- configuration, no training -------------------------------------------------------------------------------------
+
+
+def _flags(run, corpora):
+    return grid.list_to_flags(run.train_flags("DATA", "SAVE", "USER", corpora)[1:])
+
+
+def test_systems_map_to_flags():
+    exp = grid.load_experiment(TINY)
+    corpora = {"ner": ["aa", "bb"], "sentiment": ["aa", "bb"], "mlm": ["aa", "bb"], "translation": ["aa-bb"]}
+    expected = {
+        # system: (tasks on, grl lambda, adversarial weight, main-task corpora, zero-shot corpora)
+        "monolingual": ({"ner-langs"}, "0.0", "0", "bb", []),
+        "multilingual": ({"ner-langs"}, "0.0", "1.0", "aa,bb", []),
+        "cross_lingual": ({"ner-langs"}, "0.0", "1.0", "aa,bb", ["bb"]),
+        "adversarial": ({"ner-langs"}, "0.01", "1.0", "aa,bb", []),
+        "multitask": ({"ner-langs", "sentiment-langs", "translation-pairs", "mlm-langs"}, "0.0", "1.0", "aa,bb", []),
+        "full": ({"ner-langs", "sentiment-langs", "translation-pairs", "mlm-langs"}, "0.01", "1.0", "aa,bb", []),
+    }
+    scenario = grid.Scenario("full", "full")
+    same_as = {"base": "multilingual", "adversarial": "adversarial", "language_modelling": "multitask", "full": "full"}
+    by_system = {}
+    for name in sorted(os.listdir(SYSTEMS)):
+        system = grid.load_system(os.path.join(SYSTEMS, name), SYSTEMS)
+        run = grid.RunSpec(
+            exp, scenario, system, exp.tasks[0], 1, 0, "bb" if system.train_languages == "each" else None
+        )
+        flags = _flags(run, corpora)
+        by_system[system.name] = flags
+        assert flags["task"] == "xlt_multitask" and flags["seed"] == "1" and flags["arch"] == "xlt_tiny"
+        assert flags["best-checkpoint-metric"] == ("ner_f1_bb" if run.target else "ner_f1_aa")
+        if system.name in expected:
+            tasks, lam, w, ner, zs = expected[system.name]
+            assert {f for f in flags if f.endswith(("-langs", "-pairs"))} == tasks, system.name
+            assert (flags["grl-lambda"], flags["adversarial-weight"], flags["ner-langs"]) == (lam, w, ner), system.name
+            assert run.zero_shot_keys == zs
+    assert "sentiment-langs" in by_system["ablation_multitask"] and "mlm-langs" not in by_system["ablation_multitask"]
+    assert "tagging-tasks" not in by_system["full"]
+    full = grid.RunSpec(exp, scenario, grid.load_system("full", SYSTEMS), exp.tasks[0], 1, 0)
+    assert _flags(full, {**corpora, "pos": ["aa", "bb"]})["tagging-tasks"] == "pos:aa+bb"  # an auxiliary tagger
+    for row, system in same_as.items():  # these ablation rows are trained once, with the system
+        assert by_system[f"ablation_{row}"] == by_system[system], row
+
+
+def test_real_grid_config_expands():
+    exp = grid.load_experiment(os.path.join(REPO, "examples", "experiments", "lowres_ner.yaml"))
+    runs = grid.expand_grid(exp)
+    assert exp.train_flags["pretrained-encoder"].endswith("encoders/multilingual-e5-small")
+    skipped = [r.run_id for r in runs if r.skip_reason]
+    assert skipped and all(r.startswith("zero-shot/ner/monolingual-") for r in skipped)
+    assert not any("monolingual-en" in r for r in skipped)
+    xl = [r for r in runs if r.system.name == "cross_lingual" and r.scenario.name == "low-resource"][0]
+    assert xl.train_keys == ["en"] and xl.zero_shot_keys == ["sw", "yo", "zu"] and xl.fraction("sw") == 0.0
+    low = [r for r in runs if r.system.name == "full" and r.scenario.name == "low-resource"][0]
+    assert low.fraction("sw") == 0.01 and low.fraction("en") == 1.0
+
+
+def test_bad_system_is_refused(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("row: full\ntrain_languages: all\nfairseq: {model: {grl_lambda: 0}}\n")
+    with pytest.raises(grid.ConfigError, match="adversarial"):
+        grid.load_system(str(p), str(tmp_path))
+    p.write_text("row: base\nfairseq: {checkpoint: {no_epoch_checkpoints: true}}\n")
+    with pytest.raises(grid.ConfigError, match="runner decides"):
+        grid.load_system(str(p), str(tmp_path))
+
+
+def test_half_written_line_is_ignored_and_cut(tmp_path):
+    p = tmp_path / "r.jsonl"
+    p.write_bytes(b'{"a": 1}\n{"a": 2}\n{"a": ')
+    assert read_results(str(p)) == [{"a": 1}, {"a": 2}]
+    repair_results(str(p))
+    assert p.read_bytes() == b'{"a": 1}\n{"a": 2}\n'
+
+
+# ---- the tiny grid --------------------------------------------------------------------------------------------------
+
+
+def test_results_file_is_complete(tiny_grid):
+    rows = tiny_grid["rows"]
+    keys = [(r["run_id"], r["test_set"], r["selection_rule"]) for r in rows]
+    assert len(keys) == len(set(keys)) == 20  # mono(bb): 1 test set, full and ablation_full: 2; x 2 rules x 2 seeds
+    for r in rows:
+        if r["system"] == "ablation_full":
+            assert r["run_dir"] == r["run_dir"].replace("ablation_full", "full")  # trained once, in full's folder
+        assert 0.0 <= r["metrics"]["f1"] <= 1.0 and set(r["metrics"]["per_type_f1"]) <= {"PER", "LOC", "ORG"}
+        assert r["metrics"]["examples"] == 37  # every test sentence scored
+        assert r["data_fraction"] == {"aa": 1.0, "bb": 0.25}[r["lang"]]
+        assert r["test_split"] == "test" and r["train_time_s"] > 0
+        assert os.path.exists(os.path.join(tiny_grid["out"], r["checkpoint"]))
+        with open(os.path.join(tiny_grid["out"], r["predictions"]), encoding="utf-8") as f:
+            assert sum(1 for _ in f) == 37
+        if r["system"] == "monolingual":
+            assert r["train_languages"] == ["bb"] and r["adv_acc_dev"] is None
+        else:
+            assert r["train_languages"] == ["aa", "bb"] and 0.0 <= r["adv_acc_dev"] <= 1.0 and r["adv_chance"] == 0.5
+    assert any(r.get("features") for r in rows if r["system"] == "full" and r["seed"] == 1)
+    # each run as a fairseq-hydra-train config, parsed by fairseq from the same flags
+    full = [r for r in rows if r["system"] == "full" and r["seed"] == 2][0]
+    with open(os.path.join(tiny_grid["out"], full["run_dir"], "hydra", "run.yaml"), encoding="utf-8") as f:
+        cfg = yaml.safe_load(f)
+    assert (cfg["task"]["ner_langs"], cfg["task"]["mlm_langs"], cfg["model"]["grl_lambda"]) == ("aa,bb", "aa,bb", 0.01)
+    assert cfg["common"]["seed"] == 2 and cfg["model"]["_name"] == "xlt_tiny"
+
+
+def test_selection_follows_the_dev_log(tiny_grid):
+    for r in tiny_grid["rows"]:
+        if r["selection_rule"] == "target-dev":
+            assert r["selection_metric"] == f"valid_ner_f1_{r['lang']}" and r["selection_note"] is None
+        elif r["system"] in ("full", "ablation_full"):
+            assert r["selection_metric"] == "valid_ner_f1_aa"
+        else:  # a monolingual bb run has no aa dev set: said so
+            assert r["selection_metric"] == "valid_ner_f1_bb" and "no aa dev set" in r["selection_note"]
+        with open(os.path.join(tiny_grid["out"], r["run_dir"], "train_done.json"), encoding="utf-8") as f:
+            valid = json.load(f)["valid"]
+        assert len(valid) >= 2
+        scores = [v[r["selection_metric"]] for v in valid]
+        assert r["selected_dev_score"] == max(scores)
+        last_best = max(int(v["valid_num_updates"]) for v in valid if v[r["selection_metric"]] == max(scores))
+        assert r["selected_update"] == last_best
+    # unselected checkpoints are deleted
+    ckpts = os.listdir(os.path.join(tiny_grid["out"], tiny_grid["rows"][0]["run_dir"], "checkpoints"))
+    assert 1 <= len(ckpts) <= 2
+
+
+def test_resume_skips_finished_runs(tiny_grid):
+    assert tiny_grid["partial"]["trained"] == 2 and len(tiny_grid["partial_lines"]) == 4
+    assert {r["system"] for r in tiny_grid["partial_lines"]} == {"monolingual"}
+    # ablation_full has full's flags: its runs reuse full's trainings
+    assert tiny_grid["resumed"]["trained"] == 2 and tiny_grid["resumed"]["skipped_finished"] == 2
+    assert tiny_grid["again"]["trained"] == 0 and tiny_grid["again"]["evaluated"] == 0
+    assert tiny_grid["again"]["skipped_finished"] == 6
+    assert tiny_grid["again_bytes"] == tiny_grid["complete_bytes"]
+    # after a crash: the lost run is evaluated again from its finished training, the broken line cut off
+    assert tiny_grid["repaired"]["trained"] == 0 and tiny_grid["repaired"]["evaluated"] == tiny_grid["lost"] == 4
+    before = {
+        json.dumps(json.loads(line)["metrics"], sort_keys=True) for line in tiny_grid["complete_bytes"].splitlines()
+    }
+    assert {json.dumps(r["metrics"], sort_keys=True) for r in tiny_grid["rows"]} == before
+
+
+def test_evaluate_reproduces_the_validation_metric(tiny_grid, tmp_path):
+    r = [
+        x
+        for x in tiny_grid["rows"]
+        if x["system"] == "full" and x["lang"] == "bb" and x["selection_rule"] == "target-dev"
+    ][0]
+    ckpt = os.path.join(tiny_grid["out"], r["checkpoint"])
+    dev = r["test_path"].replace(".test.", ".valid.")
+    preds = str(tmp_path / "p.jsonl")
+    rc, so = cli(
+        evaluate_script.main,
+        ["--checkpoint", ckpt, "--task", "ner", "--lang", "bb", "--test", dev, "--save-predictions", preds, "--cpu"],
+    )
+    assert rc == 0
+    out = json.loads(so)
+    # the same model on the same dev sentences: the F1 fairseq logged in validation (rounded to 4 digits)
+    assert out["metrics"]["f1"] == pytest.approx(r["selected_dev_score"], abs=6e-5)
+    assert out["metrics"]["examples"] == 41 and sum(1 for _ in open(preds)) == 41
+    rc, so = cli(
+        evaluate_script.main,
+        [
+            "--checkpoint",
+            ckpt,
+            "--task",
+            "translation",
+            "--pair",
+            "aa-bb",
+            "--beam",
+            "2",
+            "--test",
+            r["test_path"].replace("ner.bb.test.conll", "mt.test"),
+            "--cpu",
+        ],
+    )
+    assert rc == 0
+    out = json.loads(so)["metrics"]
+    assert out["examples"] == 37 and 0.0 <= out["bleu"] <= 100.0 and out["signature"].startswith("nrefs:1|")
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("Bper1\nbka\n\nBloc2\nbinc\nbka\n")
+    rc, so = cli(predict_script.main, ["--checkpoint", ckpt, "--task", "ner", "--input", str(tokens), "--cpu"])
+    assert rc == 0 and [line.split("\t")[0] for line in so.splitlines()] == [
+        "Bper1",
+        "bka",
+        "",
+        "Bloc2",
+        "binc",
+        "bka",
+        "",
+    ]
+
+
+def test_report_tables_match_results(tiny_grid):
+    report = os.path.join(tiny_grid["out"], "report")
+    rc, so = cli(make_report_script.main, [tiny_grid["results"], "--out", report])
+    assert rc == 0
+    for name in (
+        "report.md",
+        "table1_ner.csv",
+        "invariance.csv",
+        "fig2_ner_target-dev.png",
+        "fig3_tsne_full_low-resource_seed1.png",
+        "confusion_low-resource_target-dev.png",
+        "confusion.csv",
+    ):
+        assert os.path.getsize(os.path.join(report, name)) > 0, name
+    md = open(os.path.join(report, "report.md"), encoding="utf-8").read()
+    assert "_Omitted: no sentiment results" in md and "_Omitted: no translation results" in md
+    assert "| Full Framework |" in md  # Table 4's row title
+    rows = tiny_grid["rows"]
+    with open(os.path.join(report, "table1_ner.csv"), encoding="utf-8") as f:
+        cells = list(csv.DictReader(f))
+    assert len(cells) == 6  # (mono bb, full aa, full bb) x 2 rules
+    for c in cells:
+        values = [
+            r["metrics"]["f1"]
+            for r in rows
+            if (r["system"], r["lang"], r["selection_rule"], r["scenario"])
+            == (c["system"], c["lang"], c["selection_rule"], c["scenario"])
+        ]
+        assert len(values) == int(c["n"]) == 2
+        mean = sum(values) / 2
+        std = math.sqrt(sum((v - mean) ** 2 for v in values))  # sample std of two values
+        assert float(c["mean"]) == pytest.approx(mean, abs=1e-6) and float(c["std"]) == pytest.approx(std, abs=1e-6)
+        assert f"{mean:.3f} ± {std:.3f}" in md
+        if c["system"] == "full" and c["lang"] == "bb":
+            mono = [
+                r["metrics"]["f1"]
+                for r in rows
+                if r["system"] == "monolingual" and r["selection_rule"] == c["selection_rule"]
+            ]
+            base = sum(mono) / 2
+            assert float(c["rel_impr_vs_mono_pct"]) == pytest.approx(100 * (mean - base) / base, abs=1e-3)
+    with open(os.path.join(report, "table4_ablation.csv"), encoding="utf-8") as f:
+        table4 = {(c["selection_rule"], c["lang"]): c["mean"] for c in csv.DictReader(f)}
+    assert set(table4) == {("target-dev", "bb"), ("english-dev", "bb")}  # low-resource languages only
+    for (rule, lang), mean in table4.items():  # the same trainings as full
+        assert (
+            mean
+            == [c["mean"] for c in cells if (c["system"], c["selection_rule"], c["lang"]) == ("full", rule, lang)][0]
+        )
+    with open(os.path.join(report, "invariance.csv"), encoding="utf-8") as f:
+        inv = list(csv.DictReader(f))
+    assert {r["system"] for r in inv} == {"full", "ablation_full"}  # a one-language run has none
