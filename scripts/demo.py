@@ -123,7 +123,7 @@ def main(argv=None):
             "--weight-decay",
             "0.01",
             "--lr",
-            "1e-4",
+            "3e-4",
             "--lr-scheduler",
             "polynomial_decay",
             "--warmup-updates",

@@ -210,11 +210,58 @@ def _wrap_fairseq_loader():
     checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_to_cpu
 
 
+def _broadcast_globals() -> list:
+    """What rank 0 sends the other ranks when a multi-worker run resumes: the
+    checkpoint state it loaded (safely), whose ``cfg`` is an OmegaConf DictConfig
+    by then, with its tensors replaced by placeholders."""
+    import collections
+    import typing
+
+    from fairseq.distributed.utils import _TensorPlaceholder
+    from omegaconf import DictConfig, ListConfig
+    from omegaconf.base import ContainerMetadata, Metadata
+    from omegaconf.nodes import AnyNode
+
+    return [
+        DictConfig,
+        ListConfig,
+        ContainerMetadata,
+        Metadata,
+        AnyNode,
+        typing.Any,
+        dict,
+        int,
+        list,
+        collections.defaultdict,
+        _TensorPlaceholder,
+    ]
+
+
+def _wrap_fairseq_broadcast():
+    """fairseq's trainer loads a checkpoint on rank 0 and broadcasts the state; the
+    other ranks unpickle it with ``torch.load``, which refuses the DictConfig. Allow
+    exactly those types for that one load (still ``weights_only``)."""
+    from fairseq.distributed import utils as distributed_utils
+
+    original = distributed_utils._broadcast_object_slow
+    if getattr(original, "_xlt_safe", False) or not hasattr(torch.serialization, "safe_globals"):
+        return
+
+    @functools.wraps(original)
+    def _broadcast_object_slow(*args, **kwargs):
+        with torch.serialization.safe_globals(_broadcast_globals()):
+            return original(*args, **kwargs)
+
+    _broadcast_object_slow._xlt_safe = True
+    distributed_utils._broadcast_object_slow = _broadcast_object_slow
+
+
 def install():
     """Adds the allowlist to torch's safe globals and wraps fairseq's loader."""
     if hasattr(torch.serialization, "add_safe_globals"):
         torch.serialization.add_safe_globals(fairseq_checkpoint_globals())
     _wrap_fairseq_loader()
+    _wrap_fairseq_broadcast()
 
 
 install()

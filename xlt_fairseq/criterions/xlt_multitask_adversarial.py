@@ -223,6 +223,9 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
                 total = total + self.cfg.soft_sharing_weight * penalty
 
         discriminator = getattr(model, "discriminator", None)
+        if discriminator is None and self.cfg.adversarial_weight > 0:
+            # the model builds no discriminator for a single language or domain
+            self._check_adversarial(None)
         if discriminator is not None and pooled:
             features = torch.cat(pooled, dim=0)
             targets = torch.cat(adv_targets, dim=0)
@@ -264,7 +267,7 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
         if self._checked_adversarial:
             return
         self._checked_adversarial = True
-        if logits.size(-1) < 2 and self.cfg.adversarial_weight > 0:
+        if (logits is None or logits.size(-1) < 2) and self.cfg.adversarial_weight > 0:
             raise ValueError(
                 "the adversarial target has a single class (one language or one domain across all corpora); "
                 "the discriminator has nothing to learn: set --adversarial-weight 0 or add corpora"

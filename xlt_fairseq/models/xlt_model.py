@@ -262,8 +262,9 @@ class XLTEncoder(RobertaEncoder):
         for params in zip(*[list(stack.parameters()) for stack in stacks]):
             if not params[0].requires_grad:
                 continue
-            mean = torch.stack(params).mean(dim=0)
-            term = sum(((p - mean) ** 2).sum() for p in params)
+            # accumulated in fp32: with --fp16 the sum over all weights can exceed 65504
+            mean = torch.stack([p.float() for p in params]).mean(dim=0)
+            term = sum(((p.float() - mean) ** 2).sum() for p in params)
             total = term if total is None else total + term
         return total
 
@@ -313,6 +314,10 @@ class XLTModel(BaseFairseqModel):
     def upgrade_state_dict_named(self, state_dict, name):
         prefix = name + "." if name != "" else ""
         state_dict.setdefault(prefix + "label_signature", self.label_signature.clone())
+        if self.discriminator is None:
+            # checkpoints of one-language runs written before the discriminator was left out
+            for key in [k for k in state_dict if k.startswith(prefix + "discriminator.")]:
+                del state_dict[key]
         super().upgrade_state_dict_named(state_dict, name)
 
     def set_num_updates(self, num_updates):
@@ -323,7 +328,7 @@ class XLTModel(BaseFairseqModel):
         """``joint`` (gradient reversal, or evaluation), or in alternating mode
         ``critic`` (update the discriminator only) / ``encoder`` (everything else):
         ``--critic-steps`` critic updates, then one encoder update."""
-        if self.cfg.adversarial_mode != "alternating" or not self.training:
+        if self.cfg.adversarial_mode != "alternating" or not self.training or self.discriminator is None:
             return "joint"
         cycle = self.cfg.critic_steps + 1
         return "encoder" if self.num_updates % cycle == self.cfg.critic_steps else "critic"
@@ -384,7 +389,9 @@ class XLTModel(BaseFairseqModel):
         heads.apply(init_bert_params)
 
         discriminator = None
-        if cfg.num_adversarial_classes > 0:
+        # one language (or domain) leaves a discriminator nothing to learn: build none
+        # rather than run it in every step
+        if cfg.num_adversarial_classes > 1:
             discriminator = Discriminator(
                 cfg.feature_extractor_dim,
                 cfg.discriminator_hidden_dim,
@@ -433,6 +440,9 @@ class XLTModel(BaseFairseqModel):
             return {"logits": logits, "decoder_extra": extra, "pooled": pooled}
 
         hidden, padding_mask = self.encoder.hidden_states(src_tokens, src_lengths, task)
+        if task == "mlm" and self.discriminator is None:
+            # on the masked-LM path the feature extractor feeds only the discriminator
+            return {"logits": self.encoder.lm_head(hidden, masked_tokens), "pooled": None}
         features = self.encoder.feature_extractor(hidden)
         if task == "mlm":
             logits = self.encoder.lm_head(hidden, masked_tokens)

@@ -2,6 +2,7 @@
 # LICENSE file in the root directory of this source tree.
 """Task heads and the adversarial discriminator of the xlt model."""
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fairseq import utils
@@ -97,8 +98,13 @@ class Discriminator(nn.Module):
 
 def masked_mean(features, padding_mask):
     """Mean of ``features`` (B x T x C) over the positions where ``padding_mask``
-    (B x T, True at padding) is False."""
+    (B x T, True at padding) is False.
+
+    The sum is accumulated and divided in fp32 and the mean cast back to the
+    input's dtype: in fp16 the sum over a long sequence overflows (65504) long
+    before the mean does (512 tokens of a feature of 130 already do)."""
     if padding_mask is None:
         return features.mean(dim=1)
     keep = (~padding_mask).unsqueeze(-1).type_as(features)
-    return (features * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1.0)
+    total = (features * keep).sum(dim=1, dtype=torch.float32)
+    return (total / keep.sum(dim=1, dtype=torch.float32).clamp(min=1.0)).type_as(features)

@@ -487,6 +487,12 @@ class XLTMultitaskTask(FairseqTask):
         if phase != "joint":
             from fairseq.optim.fp16_optimizer import FP16Optimizer
 
+            if isinstance(getattr(model, "module", None), torch.nn.parallel.DistributedDataParallel):
+                raise ValueError(
+                    "--adversarial-mode alternating needs --ddp-backend legacy_ddp (or no_c10d): torch DDP "
+                    "all-reduces inside backward and would let the workers' weights drift apart"
+                )
+
             if isinstance(optimizer, FP16Optimizer):
                 raise ValueError(
                     "--adversarial-mode alternating needs --memory-efficient-fp16 with --fp16: the flat fp32 "
