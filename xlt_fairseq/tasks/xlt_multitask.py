@@ -371,6 +371,8 @@ class XLTMultitaskTask(FairseqTask):
     def build_model(self, cfg, from_checkpoint=False):
         # The head sizes are stored in the model config, so that a checkpoint can
         # be rebuilt by a task that lists fewer corpora (fairseq-generate).
+        # The discriminator's chance level, for the collapse check, depends on its target.
+        self._adversarial_classes = self.num_adversarial_classes(getattr(cfg, "adversarial_target", "language"))
         sizes = {
             "num_ner_labels": len(self.labels("ner")) if self.has_task("ner") else 0,
             "num_sentiment_labels": len(self.labels("sentiment")) if self.has_task("sentiment") else 0,
@@ -435,7 +437,7 @@ class XLTMultitaskTask(FairseqTask):
         if window <= 0 or not n:
             return
         acc = log["adv_correct"] / n
-        chance = 1.0 / max(self.num_adversarial_classes_seen, 2)
+        chance = 1.0 / max(getattr(self, "_adversarial_classes", len(self.languages)), 2)
         state = "saturated" if acc >= 0.999 else ("chance" if abs(acc - chance) <= 0.05 else None)
         streak = getattr(self, "_collapse", (None, 0))
         streak = (state, streak[1] + 1) if state is not None and state == streak[0] else (state, 1)
@@ -447,10 +449,6 @@ class XLTMultitaskTask(FairseqTask):
                 "(saturated: the encoder is not hiding the language, consider a larger --grl-lambda or "
                 "--adversarial-weight; chance: it learns nothing, consider a smaller one)"
             )
-
-    @property
-    def num_adversarial_classes_seen(self):
-        return len(self.languages)
 
     def _consensus(self, flag: bool, device) -> bool:
         """True when any data-parallel worker raised ``flag``."""
