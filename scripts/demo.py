@@ -61,6 +61,51 @@ def preprocess(enc, data):
         run([PY, f"{HERE}/preprocess.py", *job, "--encoder-dir", enc, "--destdir", data], show=())
 
 
+def _num(v):
+    return "-" if v is None else f"{float(v):.3f}"
+
+
+def _ner_cell(m):
+    return "-" if not m else f"{m['f1']:.3f} ({m['precision']:.3f} / {m['recall']:.3f})"
+
+
+def evaluate(checkpoint, out, tsne_sentences=100):
+    """Scores ``checkpoint`` on the sample's raw dev files (the evaluation of
+    scripts/evaluate.py: seqeval, scikit-learn) and writes the t-SNE figure of the
+    NER sentence representations before and after training (Figure 3)."""
+    import numpy as np
+
+    from xlt_fairseq.experiments import evaluation as ev
+    from xlt_fairseq.experiments.figures import plot_tsne
+
+    loaded = ev.load_checkpoint(checkpoint, cpu=True)
+    res = {"ner": {}, "sentiment": {}}
+    for task, lang, path in [
+        ("ner", "en", f"{SAMPLE}/ner/en/dev.conll"),
+        ("ner", "sw", f"{SAMPLE}/ner/sw/dev.conll"),
+        ("sentiment", "sw", f"{SAMPLE}/sentiment/sw/dev.tsv"),
+        ("sentiment", "yo", f"{SAMPLE}/sentiment/yo/dev.tsv"),
+    ]:
+        metrics, rows = ev.evaluate_spec(loaded, ev.make_spec(task, path, lang=lang), "test", 32)
+        res[task][lang] = metrics
+        with open(f"{out}/predictions.{task}.{lang}.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    after, langs = ev.pooled_features(loaded, "ner", ["en", "sw"], "valid", tsne_sentences)
+    before, _ = ev.pooled_features(loaded, "ner", ["en", "sw"], "valid", tsne_sentences, model=ev.initial_model(loaded, 1))
+    np.savez_compressed(
+        f"{out}/features.npz",
+        before=before,
+        after=after,
+        langs=np.array(langs),
+        meta=np.array(json.dumps({"system": "full framework (demo)"})),
+    )
+    res["tsne"] = f"{out}/tsne.png"
+    scores = plot_tsne(f"{out}/features.npz", res["tsne"])
+    res.update(scores)
+    res["chance"] = 1.0 / max(int(loaded.model.cfg.num_adversarial_classes), 1)
+    return res
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo_out")
@@ -198,31 +243,56 @@ def main(argv=None):
     n_hyp = sum(1 for line in gen.splitlines() if line.startswith("H-"))
     bleu = re.search(r"BLEU\S* = ([\d.]+)", gen)
 
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 / 1024
+    print("== 5. evaluate on the raw dev files (seqeval, scikit-learn) and plot t-SNE of the representations", flush=True)
+    evals = evaluate(f"{ckpt}/checkpoint_best.pt", out)
+    peak = max(
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    ) / 1024 / 1024
+    ner, sent = evals["ner"], evals["sentiment"]
     table = [
-        "| language | NER F1 | sentiment acc | sentiment macro-F1 | BLEU (valid, greedy) |",
+        "| language | NER entity F1 (P / R) | sentiment acc | sentiment macro-F1 | translation en->sw |",
         "|---|---|---|---|---|",
-        f"| en | {best.get('valid_ner_f1_en', '-')} | - | - | - |",
-        f"| sw | {best.get('valid_ner_f1_sw', '-')} | {best.get('valid_sentiment_acc_sw', '-')} | "
-        f"{best.get('valid_sentiment_macro_f1_sw', '-')} | en-sw {best.get('valid_bleu_en_sw', '-')} |",
-        f"| yo | - | {best.get('valid_sentiment_acc_yo', '-')} | {best.get('valid_sentiment_macro_f1_yo', '-')} | - |",
+        f"| en | {_ner_cell(ner.get('en'))} | - | - | source |",
+        f"| sw | {_ner_cell(ner.get('sw'))} | {_num(sent['sw']['acc'])} | {_num(sent['sw']['macro_f1'])} | "
+        f"sacreBLEU {bleu.group(1) if bleu else 'n/a'} (beam 4, {n_hyp}/100 sentences) |",
+        f"| yo | - | {_num(sent['yo']['acc'])} | {_num(sent['yo']['macro_f1'])} | - |",
     ]
-    print(
-        "\nDevelopment-set results of the selected checkpoint (update %s, selected by NER F1):"
-        % best.get("valid_num_updates")
-    )
-    print("\n".join(table))
-    print(
-        f"\ndiscriminator accuracy (language): {best.get('valid_adv_acc')}  |  masked-LM loss (sw): "
-        f"{best.get('valid_mlm_loss')}"
-    )
-    print(
-        f"fairseq-generate translated {n_hyp} of 100 dev sentences en->sw, beam 4: sacreBLEU "
-        f"{bleu.group(1) if bleu else 'n/a'}"
-    )
-    print(f"wall time {time.time() - start:.0f} s, peak memory of a step {peak:.2f} GiB; outputs in {out}")
+    per_type = {lang: m["per_type_f1"] for lang, m in ner.items()}
+    best_update = best.get("valid_num_updates")
+    lines = [
+        f"Development-set results of the checkpoint selected by NER F1 (update {best_update}), "
+        "scored on the raw dev files:",
+        "",
+        *table,
+        "",
+        "NER F1 per entity type: "
+        + "; ".join(f"{lang} " + ", ".join(f"{t} {_num(v)}" for t, v in sorted(d.items())) for lang, d in per_type.items()),
+        f"discriminator accuracy (language, uniform chance {evals['chance']:.2f}): {best.get('valid_adv_acc')}  |  "
+        f"masked-LM loss (sw): {best.get('valid_mlm_loss')}",
+        "t-SNE of the sentence representations before/after training: {} (silhouette by language {:.3f} -> {:.3f})".format(
+            evals["tsne"], evals["silhouette_before"], evals["silhouette_after"]
+        ),
+        f"wall time {time.time() - start:.0f} s, peak memory {peak:.2f} GiB; outputs in {out}",
+    ]
+    print("\n" + "\n".join(lines))
     with open(f"{out}/results.md", "w") as f:
-        f.write("\n".join(table) + "\n")
+        f.write("\n".join(lines) + "\n")
+    with open(f"{out}/results.json", "w") as f:
+        json.dump(
+            {
+                "selected_update": best_update,
+                "ner": ner,
+                "sentiment": sent,
+                "bleu_en_sw": float(bleu.group(1)) if bleu else None,
+                "generated": n_hyp,
+                "valid_log": best,
+                "tsne": {k: evals[k] for k in ("tsne", "silhouette_before", "silhouette_after")},
+                "wall_seconds": round(time.time() - start, 1),
+                "peak_rss_gib": round(peak, 3),
+            },
+            f,
+            indent=1,
+        )
     return 0
 
 

@@ -20,8 +20,8 @@ from xlt_fairseq.experiments.report import make_report
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("results", help="results.jsonl of scripts/run_experiments.py")
-    parser.add_argument("--out", help="output folder (default: report/ next to the results file)")
+    parser.add_argument("results", nargs="+", help="results.jsonl of scripts/run_experiments.py (several are merged)")
+    parser.add_argument("--out", help="output folder (default: report/ next to the first results file)")
     parser.add_argument("--no-figures", action="store_true", help="tables only (no matplotlib, no t-SNE)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", force=True)

@@ -30,7 +30,7 @@ from xlt_fairseq.checkpoint_safety import UnsafeCheckpointError
 from xlt_fairseq.data.binarize import EncoderVocabularyError, PieceEncoder
 from xlt_fairseq.data.formats import DataFormatError
 from xlt_fairseq.importers import ConversionError
-from xlt_fairseq.importers.prune import ids_in_data_root, ids_in_text, prune_encoder_dir
+from xlt_fairseq.importers.prune import ids_in_data_root, ids_in_files, ids_in_text, prune_encoder_dir
 
 
 def main(argv=None):
@@ -38,15 +38,19 @@ def main(argv=None):
     parser.add_argument("--encoder-dir", required=True, help="checkpoint directory to prune (model.pt, dict.txt, ...)")
     parser.add_argument("--data-bin", nargs="*", default=[], help="data roots binarised with --encoder-dir")
     parser.add_argument("--text", nargs="*", default=[], help="raw text files, one text per line")
+    parser.add_argument("--tagged", nargs="*", default=[], help="CoNLL files (token<TAB>tag), e.g. NER train/dev/test")
+    parser.add_argument("--labelled", nargs="*", default=[], help="label<TAB>text files, e.g. sentiment train/dev/test")
     parser.add_argument("--out", required=True, help="pruned encoder directory to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    if not args.data_bin and not args.text:
-        parser.error("give --data-bin and/or --text")
+    if not (args.data_bin or args.text or args.tagged or args.labelled):
+        parser.error("give --data-bin, --text, --tagged and/or --labelled")
     try:
         used = [ids_in_data_root(root, args.encoder_dir) for root in args.data_bin]
         if args.text:
             used.append(ids_in_text(PieceEncoder(args.encoder_dir), args.text))
+        if args.tagged or args.labelled:
+            used.append(ids_in_files(PieceEncoder(args.encoder_dir), args.tagged, args.labelled))
         summary = prune_encoder_dir(args.encoder_dir, args.out, np.unique(np.concatenate(used)))
     except (ConversionError, EncoderVocabularyError, DataFormatError, UnsafeCheckpointError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -81,3 +81,48 @@ def test_pruned_encoder_gives_identical_features(tiny_data, fairseq_checkpoint, 
     with torch.no_grad():
         la, lb = full.encoder.lm_head(fa), small.encoder.lm_head(fb)
     assert (la[..., keep] - lb)[mask].abs().max().item() < 1e-5
+
+
+def test_pieces_of_raw_files_are_those_of_the_binarised_data(tiny_data, tmp_path):
+    """--tagged (CoNLL), --labelled (label<TAB>text) and --text find exactly the pieces
+    preprocessing writes for the same files, so pruning needs no binarised data root."""
+    import numpy as np
+
+    from xlt_fairseq.data.binarize import PieceEncoder
+    from xlt_fairseq.importers.prune import ids_in_data_root, ids_in_files, ids_in_text
+
+    raw, enc = tiny_data["raw"], tiny_data["encoder"]
+    splits = ("train", "valid", "test")
+    tagged = [raw[("ner", lang, s)] for lang in LANGS for s in splits]
+    labelled = [raw[("sentiment", lang, s)] for lang in LANGS for s in splits]
+    text = [raw[("mlm", lang, s)] for lang in LANGS for s in ("train", "valid")]
+    text += [raw[("translation", "aa-bb", s)] + f".{side}" for s in splits for side in ("aa", "bb")]
+    pieces = PieceEncoder(enc)
+    got = np.union1d(ids_in_files(pieces, tagged, labelled), ids_in_text(pieces, text))
+    want = ids_in_data_root(tiny_data["data"], enc)
+    assert np.array_equal(got[got >= 4], want[want >= 4]) and len(want) > 50
+    # each option on its own: exactly the pieces of that task's binarised streams
+    streams = _streams(tiny_data["data"])
+    for task, ids in (("ner", ids_in_files(pieces, tagged)), ("sentiment", ids_in_files(pieces, labelled=labelled))):
+        binarised = {i for name, seqs in streams.items() if name.startswith(task + "/") for s in seqs for i in s}
+        assert set(ids.tolist()) == {i for i in binarised if i >= 4}, task
+
+
+def test_prune_vocab_cli_reads_tagged_and_labelled_files(tiny_data, fairseq_checkpoint, tmp_path):  # noqa: F811
+    import json
+
+    import prune_vocab
+
+    raw = tiny_data["raw"]
+    out = str(tmp_path / "pruned-raw")
+    args = ["--encoder-dir", fairseq_checkpoint, "--out", out, "--tagged"]
+    args += [raw[("ner", lang, "train")] for lang in LANGS] + ["--labelled"]
+    args += [raw[("sentiment", lang, "train")] for lang in LANGS]
+    assert prune_vocab.main(args) == 0
+    n_before, n_after = json.load(open(os.path.join(out, "xlt_encoder.json")))["pruned"]["symbols"]
+    assert 4 < n_after < n_before
+
+    bad = tmp_path / "bad.conll"
+    bad.write_text("tok\tB-PER\nonlyonecolumn_and no tab\n\n", encoding="utf-8")
+    assert prune_vocab.main(["--encoder-dir", fairseq_checkpoint, "--out", str(tmp_path / "x"), "--tagged", str(bad)]) == 1
+    assert not os.path.exists(tmp_path / "x")

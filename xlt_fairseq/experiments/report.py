@@ -334,11 +334,34 @@ def confusion(res: Results, scenario: str, rule: str, system: str, langs: Sequen
 # ---- the whole report ----------------------------------------------------------------------------------------------
 
 
-def make_report(results_path: str, out_dir: Optional[str] = None, figures: bool = True) -> Dict[str, str]:
-    """Writes report.md, the tables' CSV files and the figures; returns {name: path}."""
+def load_many(paths: Sequence[str]) -> List[dict]:
+    """The lines of several results files (e.g. grids run side by side in separate
+    folders), their run-relative paths made absolute; a (run, rule, test set) twice is an error."""
+    from .runner import result_key
+
+    rows, seen = [], {}
+    for path in paths:
+        base = os.path.dirname(os.path.abspath(path))
+        for r in load_results(path):
+            for key in ("predictions", "features"):
+                if r.get(key):
+                    r[key] = os.path.join(base, r[key])
+            k = result_key(r)
+            if k in seen:
+                raise ValueError(f"{path}: {k} is also in {seen[k]}; report each run once")
+            seen[k] = path
+            rows.append(r)
+    return rows
+
+
+def make_report(results_path, out_dir: Optional[str] = None, figures: bool = True) -> Dict[str, str]:
+    """Writes report.md, the tables' CSV files and the figures; returns {name: path}.
+    ``results_path``: a results file, or a list of them (merged)."""
     from . import figures as figs
 
-    rows = load_results(results_path)
+    paths = [results_path] if isinstance(results_path, str) else list(results_path)
+    rows = load_many(paths)
+    results_path = paths[0]
     base = os.path.dirname(os.path.abspath(results_path))
     out_dir = out_dir or os.path.join(base, "report")
     os.makedirs(out_dir, exist_ok=True)
@@ -348,7 +371,7 @@ def make_report(results_path: str, out_dir: Optional[str] = None, figures: bool 
     md = [
         "# Results",
         "",
-        f"From `{os.path.abspath(results_path)}`: {len(rows)} result lines, {runs} runs, "
+        f"From {', '.join(f'`{os.path.abspath(p)}`' for p in paths)}: {len(rows)} result lines, {runs} runs, "
         f"experiment(s) {', '.join(sorted({r.get('experiment', '?') for r in rows}))}.",
         "",
     ]

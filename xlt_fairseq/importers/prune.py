@@ -77,6 +77,22 @@ def ids_in_text(encoder: PieceEncoder, paths: Sequence[str]) -> np.ndarray:
     return np.array(sorted(seen), dtype=np.int64)
 
 
+def ids_in_files(encoder: PieceEncoder, tagged: Sequence[str] = (), labelled: Sequence[str] = ()) -> np.ndarray:
+    """Every dictionary id of tagged files (CoNLL ``token<TAB>tag``, words encoded
+    one by one as NER preprocessing does) and ``label<TAB>text`` files."""
+    from ..data.formats import read_classification, read_tagged
+
+    seen = set()
+    for path in tagged:
+        for sent in read_tagged(path, "conll"):
+            for word in sent.tokens:
+                seen.update(encoder.encode_word(word))
+    for path in labelled:
+        for ids in encoder.encode_batch([ex.text for ex in read_classification(path, "tsv")]):
+            seen.update(ids)
+    return np.array(sorted(seen), dtype=np.int64)
+
+
 def keep_ids(symbols: List[str], scores: Sequence[float], used: Iterable[int]) -> List[int]:
     """The fairseq ids to keep: the specials, ``<mask>``, the used ids and the
     lowest-scoring piece (it fixes sentencepiece's unknown-character penalty)."""
