@@ -10,11 +10,12 @@ masked LM; licences in examples/demo_data/LICENSE.md), trains NER + sentiment +
 translation + masked LM with the adversarial language discriminator, translates
 the development set with fairseq-generate and prints a per-language table.
 
-    python scripts/demo.py --out demo_out [--max-update 400]
+    python scripts/demo.py --out demo_out [--max-update 400] [--freeze-layers 6] [--lr 3e-4]
 """
 
 import argparse
 import json
+import logging
 import os
 import re
 import resource
@@ -35,7 +36,8 @@ PY = sys.executable
 def run(cmd, log=None, show=("| train_inner |", "| valid |")):
     print("+ " + " ".join(cmd), flush=True)
     with open(log or os.devnull, "w") as f:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # progress lines as they come, not in 8 KB blocks
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         out = []
         for line in proc.stdout:
             f.write(line)
@@ -78,6 +80,7 @@ def evaluate(checkpoint, out, tsne_sentences=100):
     from xlt_fairseq.experiments import evaluation as ev
     from xlt_fairseq.experiments.figures import plot_tsne
 
+    logging.getLogger().setLevel(logging.WARNING)  # fairseq and matplotlib are chatty at INFO/DEBUG
     loaded = ev.load_checkpoint(checkpoint, cpu=True)
     res = {"ner": {}, "sentiment": {}}
     for task, lang, path in [
@@ -109,8 +112,9 @@ def evaluate(checkpoint, out, tsne_sentences=100):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo_out")
-    parser.add_argument("--max-update", type=int, default=200)
-    parser.add_argument("--freeze-layers", type=int, default=8, help="lower encoder layers kept frozen")
+    parser.add_argument("--max-update", type=int, default=400)
+    parser.add_argument("--freeze-layers", type=int, default=6, help="lower encoder layers kept frozen")
+    parser.add_argument("--lr", type=float, default=3e-4, help="peak learning rate")
     args = parser.parse_args(argv)
     start = time.time()
     out = os.path.abspath(args.out)
@@ -168,7 +172,7 @@ def main(argv=None):
             "--weight-decay",
             "0.01",
             "--lr",
-            "3e-4",
+            str(args.lr),
             "--lr-scheduler",
             "polynomial_decay",
             "--warmup-updates",
@@ -208,6 +212,7 @@ def main(argv=None):
         log=f"{out}/train.log",
     )
     valids = [json.loads(line.split(" | ", 3)[-1]) for line in log.splitlines() if "| valid |" in line]
+    trains = [json.loads(line.split(" | ", 3)[-1]) for line in log.splitlines() if "| train_inner |" in line]
     best = max(valids, key=lambda v: float(v.get("valid_ner_f1", 0)))
 
     print("== 4. translate the development set with fairseq-generate", flush=True)
@@ -268,7 +273,8 @@ def main(argv=None):
         "NER F1 per entity type: "
         + "; ".join(f"{lang} " + ", ".join(f"{t} {_num(v)}" for t, v in sorted(d.items())) for lang, d in per_type.items()),
         f"discriminator accuracy (language, uniform chance {evals['chance']:.2f}): {best.get('valid_adv_acc')}  |  "
-        f"masked-LM loss (sw): {best.get('valid_mlm_loss')}",
+        "masked-LM loss (sw, mean of the last logged training updates): "
+        f"{trains[-1].get('mlm_loss') if trains else '-'} (first logged: {trains[0].get('mlm_loss') if trains else '-'})",
         "t-SNE of the sentence representations before/after training: {} (silhouette by language {:.3f} -> {:.3f})".format(
             evals["tsne"], evals["silhouette_before"], evals["silhouette_after"]
         ),
