@@ -8,7 +8,9 @@ prunes its vocabulary to the shipped sample (examples/demo_data: WikiAnn NER en/
 AfriSenti sentiment sw/yo, NTREX en-sw translation and Swahili text for the
 masked LM; licences in examples/demo_data/LICENSE.md), trains NER + sentiment +
 translation + masked LM with the adversarial language discriminator, translates
-the development set with fairseq-generate and prints a per-language table.
+the development set with fairseq-generate, scores the raw dev files (seqeval,
+scikit-learn), plots a t-SNE of the sentence representations before and after
+training (tsne.png) and prints a per-language table (results.md, results.json).
 
     python scripts/demo.py --out demo_out [--max-update 400] [--freeze-layers 6] [--lr 3e-4]
 """
@@ -234,6 +236,10 @@ def main(argv=None):
             "valid",
             "--beam",
             "4",
+            "--max-len-a",
+            "1.2",
+            "--max-len-b",
+            "10",
             "--batch-size",
             "16",
             "--cpu",

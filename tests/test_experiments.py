@@ -134,7 +134,7 @@ def test_real_grid_config_expands():
     runs = grid.expand_grid(exp)
     assert exp.train_flags["pretrained-encoder"].endswith("encoders/e5-small-lowres")
     assert not [r.run_id for r in runs if r.skip_reason]
-    assert len(runs) == 3 * (3 + 1 + 4)  # seeds x (monolingual sw/yo/zu, cross-lingual, four all-language systems)
+    assert len(runs) == 3 * (3 + 1 + 4 + 4)  # seeds x (mono sw/yo/zu, cross-lingual, 4 all-language systems, 4 ablations)
     assert not any("monolingual-en" in r.run_id for r in runs)
     xl = [r for r in runs if r.system.name == "cross_lingual" and r.scenario.name == "low-resource"][0]
     assert xl.train_keys == ["en"] and xl.zero_shot_keys == ["sw", "yo", "zu"] and xl.fraction("sw") == 0.0
