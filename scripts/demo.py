@@ -271,7 +271,7 @@ def main(argv=None):
     per_type = {lang: m["per_type_f1"] for lang, m in ner.items()}
     best_update = best.get("valid_num_updates")
     lines = [
-        f"Development-set results of the checkpoint selected by NER F1 (update {best_update}), "
+        f"Development-set results of checkpoint_best.pt (best dev NER F1 of the validations; update {best_update}), "
         "scored on the raw dev files:",
         "",
         *table,

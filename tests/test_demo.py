@@ -49,7 +49,7 @@ def test_demo_runs_at_reduced_size(tmp_path):
     # progress was shown, every step ran
     for step in range(1, 6):
         assert f"== {step}." in proc.stdout
-    assert '"num_updates": "6"' in open(out / "train.log", encoding="utf-8").read()
+    assert '"valid_num_updates": "6"' in open(out / "train.log", encoding="utf-8").read()
     res = json.load(open(out / "results.json", encoding="utf-8"))
     # every dev example of the shipped sample was scored, through seqeval / scikit-learn
     for lang in ("en", "sw"):
