@@ -47,10 +47,10 @@ def main(argv=None):
         parser.error("give --data-bin, --text, --tagged and/or --labelled")
     try:
         used = [ids_in_data_root(root, args.encoder_dir) for root in args.data_bin]
-        if args.text:
-            used.append(ids_in_text(PieceEncoder(args.encoder_dir), args.text))
-        if args.tagged or args.labelled:
-            used.append(ids_in_files(PieceEncoder(args.encoder_dir), args.tagged, args.labelled))
+        if args.text or args.tagged or args.labelled:
+            pieces = PieceEncoder(args.encoder_dir)
+            used.append(ids_in_text(pieces, args.text))
+            used.append(ids_in_files(pieces, args.tagged, args.labelled))
         summary = prune_encoder_dir(args.encoder_dir, args.out, np.unique(np.concatenate(used)))
     except (ConversionError, EncoderVocabularyError, DataFormatError, UnsafeCheckpointError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

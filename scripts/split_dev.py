@@ -71,9 +71,9 @@ def main(argv=None):
         for name in ("select", "report"):
             out = getattr(args, name)
             os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+            temps.append(out)  # before writing: a failed write leaves no .tmp behind either
             with open(out + ".tmp", "w", encoding="utf-8") as f:
                 f.write("".join(halves[name]))
-            temps.append(out)
         for out in temps:
             os.replace(out + ".tmp", out)
     finally:
