@@ -99,6 +99,13 @@ def _worker(records_path, args):
         cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(options.get_training_parser(), args))
         # what fairseq-train's cli_main does
         distributed_utils.call_main(cfg, train.main)
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            # a gloo group left to interpreter teardown can abort the process ("terminate called
+            # without an active exception") after a successful run
+            dist.barrier()
+            dist.destroy_process_group()
     finally:
         with open(records_path, "w") as f:
             json.dump(dict(capture.records, checksums=checksums), f)
