@@ -16,6 +16,9 @@ $(VENV)/.installed: setup.py
 	# build it without isolation, so pip does not pull a multi-GB CUDA torch
 	$(PIP) install --quiet "$(TORCH)" setuptools wheel cython "numpy>=1.21.3"
 	$(PIP) install --quiet --no-build-isolation fairseq-fixed==0.12.3.1
+	# fairseq-fixed pulls an unpinned torchaudio built for another torch; it fails to load
+	# (and breaks transformers' imports); fairseq's text tasks never use it
+	$(PIP) uninstall --quiet --yes torchaudio
 	$(PIP) install --quiet -e ".[test]"
 	touch $@
 

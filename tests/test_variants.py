@@ -112,7 +112,7 @@ def test_uncertainty_weights_move_apart_for_tasks_of_different_noise(tiny_data, 
     for step in range(25):
         log = trainer.train_step([batch(task, n=16, start=(16 * step) % 400)])
     weights = {t: float(log[f"weight_{t}"]) for t in task.task_names}
-    assert all(abs(w - 1.0) > 0.02 for w in weights.values()), weights
+    assert max(weights.values()) - min(weights.values()) > 0.1, weights
     # the masked LM (high, noisy loss) is down-weighted relative to clean, easy NER
     assert weights["mlm"] < weights["ner"], weights
 

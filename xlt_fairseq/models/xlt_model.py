@@ -46,6 +46,7 @@ GRL_SCHEDULE_CHOICES = ChoiceEnum(["constant", "ganin"])
 SHARING_CHOICES = ChoiceEnum(["hard", "soft"])
 ADVERSARIAL_MODE_CHOICES = ChoiceEnum(["grl", "alternating"])
 ADVERSARIAL_TARGET_CHOICES = ChoiceEnum(["language", "domain"])
+SENTENCE_POOLING_CHOICES = ChoiceEnum(["mean", "first"])
 
 
 @dataclass
@@ -106,6 +107,10 @@ class XLTModelConfig(FairseqDataclass):
             "help": "hard: one encoder for all tasks; soft: each task gets its own copy of the trainable encoder "
             "layers (frozen layers and embeddings stay shared), tied by the criterion's --soft-sharing-weight"
         },
+    )
+    sentence_pooling: SENTENCE_POOLING_CHOICES = field(
+        default="mean",
+        metadata={"help": "what the sentence-classification head reads: the mean of the tokens' features or <s>'s"},
     )
     # translation decoder
     decoder_layers: int = field(default=6, metadata={"help": "number of decoder layers"})
@@ -351,7 +356,13 @@ class XLTModel(BaseFairseqModel):
             )
         dictionary = task.source_dictionary
         encoder = XLTEncoder(_encoder_namespace(cfg), dictionary, cfg.feature_extractor_dim)
-        encoder.feature_extractor.apply(init_bert_params)
+        encoder.feature_extractor.reset_parameters()
+        if not encoder.feature_extractor.residual:
+            logger.warning(
+                f"--feature-extractor-dim {cfg.feature_extractor_dim} differs from the encoder's width "
+                f"{cfg.encoder_embed_dim}: the feature extractor is a plain random projection in front of every head "
+                "and the decoder, which learn much more slowly at standard fine-tuning learning rates"
+            )
         if cfg.pretrained_encoder:
             from ..pretrained import load_pretrained_encoder
 
@@ -380,7 +391,7 @@ class XLTModel(BaseFairseqModel):
             heads["ner"] = TokenTaggingHead(cfg.feature_extractor_dim, cfg.num_ner_labels, cfg.pooler_dropout)
         if cfg.num_sentiment_labels > 0:
             heads["sentiment"] = SentenceClassificationHead(
-                cfg.feature_extractor_dim, cfg.num_sentiment_labels, cfg.pooler_dropout
+                cfg.feature_extractor_dim, cfg.num_sentiment_labels, cfg.pooler_dropout, cfg.sentence_pooling
             )
         for item in (cfg.tagging_heads or "").split(","):
             if item:
@@ -447,7 +458,7 @@ class XLTModel(BaseFairseqModel):
         if task == "mlm":
             logits = self.encoder.lm_head(hidden, masked_tokens)
         elif task in self.heads:
-            logits = self.heads[task](features)
+            logits = self.heads[task](features, padding_mask)
         else:
             raise ValueError(f"this model has no head for task {task!r} (heads: {list(self.heads.keys())})")
         return {"logits": logits, "pooled": masked_mean(features, padding_mask)}
@@ -498,7 +509,6 @@ def xlt_tiny(cfg):
     cfg.encoder_embed_dim = safe_getattr(cfg, "encoder_embed_dim", 64)
     cfg.encoder_ffn_embed_dim = safe_getattr(cfg, "encoder_ffn_embed_dim", 128)
     cfg.encoder_attention_heads = safe_getattr(cfg, "encoder_attention_heads", 2)
-    cfg.feature_extractor_dim = safe_getattr(cfg, "feature_extractor_dim", 64)
     cfg.discriminator_hidden_dim = safe_getattr(cfg, "discriminator_hidden_dim", 32)
     cfg.decoder_layers = safe_getattr(cfg, "decoder_layers", 1)
     cfg.decoder_ffn_embed_dim = safe_getattr(cfg, "decoder_ffn_embed_dim", 128)
@@ -516,6 +526,6 @@ def xlt_e5_small(cfg):
     cfg.encoder_embed_dim = safe_getattr(cfg, "encoder_embed_dim", 384)
     cfg.encoder_ffn_embed_dim = safe_getattr(cfg, "encoder_ffn_embed_dim", 1536)
     cfg.encoder_attention_heads = safe_getattr(cfg, "encoder_attention_heads", 12)
-    cfg.feature_extractor_dim = safe_getattr(cfg, "feature_extractor_dim", 384)
+    cfg.feature_extractor_dim = safe_getattr(cfg, "feature_extractor_dim", cfg.encoder_embed_dim)
     cfg.decoder_layers = safe_getattr(cfg, "decoder_layers", 3)
     _base(cfg)
