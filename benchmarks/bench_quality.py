@@ -332,6 +332,36 @@ def summarise(runs):
     return out
 
 
+def table(path):
+    """docs/benchmarks.md's quality table from quality.json."""
+    with open(path) as f:
+        data = json.load(f)
+    runs = data["runs"]
+    names = {"a": "(a) NER sw, run_ner.py recipe", "b": "(b) sentiment yo, same recipe", "c": "(c) NER sw, paper's recipe"}
+    lines = [
+        "| case | seed | side | dev score | per type / macro-F1 | sentences/s | peak RSS (MB) | speed ratio | RSS ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(runs, key=lambda r: (r["case"], r["seed"], r["side"] != "plugin")):
+        sc = r["scores"]
+        if "f1" in sc:
+            score = f"F1 {sc['f1']:.3f}"
+            detail = ", ".join(f"{k} {v:.3f}" for k, v in sorted(sc["per_type_f1"].items()))
+        else:
+            score = f"acc {sc['accuracy']:.3f}"
+            detail = f"macro-F1 {sc['macro_f1']:.3f}"
+        other = [q for q in runs if q["case"] == r["case"] and q["seed"] == r["seed"] and q["side"] != r["side"]]
+        ratio = rss = ""
+        if r["side"] == "plugin" and other:
+            ratio = f"{r['sentences_per_s'] / other[0]['sentences_per_s']:.2f}x"
+            rss = f"{r['peak_rss_mb'] / other[0]['peak_rss_mb']:.2f}"
+        lines.append(
+            f"| {names[r['case']]} | {r['seed']} | {r['side']} | {score} | {detail} | {r['sentences_per_s']:.1f} "
+            f"| {r['peak_rss_mb']:.0f} | {ratio} | {rss} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default="a,b")
@@ -347,7 +377,11 @@ def main(argv=None):
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument("--table", metavar="QUALITY_JSON", help="print the markdown table of a results file and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table(args.table))
+        return 0
     args.encoder_dir = args.encoder_dir or os.path.join(args.workdir, "e5")
     if args.side:
         return worker(args)

@@ -26,6 +26,7 @@ import sys
 import time
 
 import xlt_fairseq
+from xlt_fairseq import hardware
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -39,6 +40,7 @@ def run(cmd, log=None, show=("| train_inner |", "| valid |")):
     print("+ " + " ".join(cmd), flush=True)
     with open(log or os.devnull, "w") as f:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # progress lines as they come, not in 8 KB blocks
+        hardware.thread_env(env)  # the cores free now, not 2 threads fighting a busy process for one core
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         out = []
         for line in proc.stdout:
@@ -118,6 +120,7 @@ def main(argv=None):
     parser.add_argument("--freeze-layers", type=int, default=6, help="lower encoder layers kept frozen")
     parser.add_argument("--lr", type=float, default=3e-4, help="peak learning rate")
     args = parser.parse_args(argv)
+    hardware.configure_threads()
     start = time.time()
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)

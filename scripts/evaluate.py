@@ -43,6 +43,9 @@ def main(argv=None):
     parser.add_argument("--save-predictions", help="write the predictions here (JSON Lines)")
     parser.add_argument("--cpu", action="store_true")
     args = parser.parse_args(argv)
+    from xlt_fairseq.hardware import configure_threads
+
+    configure_threads()  # the cores free now (OMP_NUM_THREADS to choose)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", force=True)
     try:
         options = {

@@ -32,6 +32,9 @@ def main(argv=None):
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="log at INFO level")
     args = parser.parse_args(argv)
+    from xlt_fairseq.hardware import configure_threads
+
+    configure_threads()  # the cores free now (OMP_NUM_THREADS to choose)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s", force=True
     )

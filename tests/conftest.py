@@ -10,6 +10,14 @@ sys.path.insert(0, os.path.join(REPO, "scripts"))
 USER_DIR = os.path.join(REPO, "xlt_fairseq")
 
 
+def pytest_configure(config):
+    # torch's threads = the cores free now (at most the affinity's), as the plugin's
+    # entry points do: a second busy process made 2-thread runs 20x slower
+    from xlt_fairseq.hardware import configure_threads
+
+    configure_threads()
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
     from tests.utils import prepare_all

@@ -36,6 +36,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import yaml
 
+from .. import hardware
 from ..data.formats import DataFormatError
 from .evaluation import EvaluationError
 from .grid import Experiment, RunSpec, _hash, expand_grid
@@ -474,6 +475,7 @@ class Runner:
         write_hydra_config(flags, os.path.join(tdir, "hydra", "run.yaml"))
         log_path = os.path.join(tdir, "train.log")
         env = {**os.environ, **self.exp.env}
+        hardware.thread_env(env)  # no more threads than free cores, unless the YAML's env says
         start = time.time()
         try:
             with open(log_path, "a", encoding="utf-8") as log:

@@ -2,6 +2,7 @@
 # LICENSE file in the root directory of this source tree.
 """The multi-task, multilingual task of the xlt framework."""
 
+import contextlib
 import json
 import logging
 import os
@@ -129,6 +130,14 @@ class XLTMultitaskConfig(FairseqDataclass):
         metadata={"help": "generation arguments for validation BLEU, as a JSON string"},
     )
     eval_bleu_print_samples: bool = field(default=False, metadata={"help": "log a sample hypothesis"})
+    bf16_autocast: bool = field(
+        default=False,
+        metadata={
+            "help": "bfloat16 mixed precision by torch.autocast on the training device (CPU with AVX-512 bf16/AMX, "
+            "or CUDA): forward and backward in bf16, weights, optimizer state, losses, metrics and checkpoints in "
+            "fp32. fairseq's own --bf16 means TPU and pure-bf16 weights and cannot run on a CPU"
+        },
+    )
     max_consecutive_nonfinite: int = field(
         default=20,
         metadata={
@@ -144,6 +153,7 @@ class XLTMultitaskConfig(FairseqDataclass):
         },
     )
     seed: int = II("common.seed")
+    cpu: bool = II("common.cpu")
     train_subset: str = II("dataset.train_subset")
 
 
@@ -250,6 +260,11 @@ class XLTMultitaskTask(FairseqTask):
             raise FileNotFoundError(
                 f"{dict_path}: missing; is {paths[0]} a data root written by scripts/preprocess.py?"
             )
+        if cfg.bf16_autocast:
+            from ..hardware import check_bf16
+
+            # refused here, before any data is loaded, when the device cannot compute in bf16
+            check_bf16("cuda" if torch.cuda.is_available() and not getattr(cfg, "cpu", False) else "cpu")
         dictionary = Dictionary.load(dict_path)
         # XLM-R's dict.txt has no <mask>; like fairseq's masked_lm task, add it
         # last so the embedding has XLM-R's 250,002 rows
@@ -404,7 +419,7 @@ class XLTMultitaskTask(FairseqTask):
         is NaN/Inf is skipped (on every worker) and the culprit logged."""
         model.train()
         model.set_num_updates(update_num)
-        with torch.autograd.profiler.record_function("forward"):
+        with torch.autograd.profiler.record_function("forward"), self.autocast(model):
             loss, sample_size, logging_output = criterion(model, sample)
         for name in self.task_names + ["adv"]:
             logging_output.setdefault(f"nonfinite_{name}", 0)
@@ -504,8 +519,16 @@ class XLTMultitaskTask(FairseqTask):
 
     # ---- validation with BLEU --------------------------------------------------
 
+    def autocast(self, model):
+        """``torch.autocast`` in bf16 on the model's device with ``--bf16-autocast``, else a no-op."""
+        if not self.cfg.bf16_autocast:
+            return contextlib.nullcontext()
+        device = next(model.parameters()).device.type
+        return torch.autocast(device_type=device, dtype=torch.bfloat16)
+
     def valid_step(self, sample, model, criterion):
-        loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
+        with self.autocast(model):
+            loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
         if self.sequence_generator is not None and isinstance(sample, dict) and "net_input" not in sample:
             stats = self._bleu_stats(sample.get("translation"), model)
             logging_output.update(stats)
