@@ -141,9 +141,11 @@ def run_plugin(case, args, seed):
 
     train_path, dev_path, tr, dv = read_case(case, args.max_train)
     data = prepare_plugin_data(case, args.encoder_dir, args.workdir, train_path, dev_path, args.max_train)
-    save_dir = os.path.join(args.workdir, f"ck-{case['name']}-{seed}")
+    save_dir = os.path.join(args.workdir, f"ck-{case['name']}-{seed}-{args.side}")
     shutil.rmtree(save_dir, ignore_errors=True)  # a fresh run, never a resumed one
     argv = plugin_argv(case, data, args.encoder_dir, save_dir, seed, len(tr))
+    if args.side == "plugin_bf16":
+        argv.append("--bf16-autocast")
     walls = []
 
     class TrainWall(logging.Handler):  # fairseq's own time in the training loop (the "train" record)
@@ -293,7 +295,7 @@ def worker(args):
 
     torch.set_num_threads(args.threads)
     case = dict(CASES[args.case], name=args.case)
-    run = run_plugin if args.side == "plugin" else run_reference
+    run = run_reference if args.side == "reference" else run_plugin
     result = run(case, args, args.seed)
     result["sentences_per_s"] = result["sentences"] / result["train_s"]
     result.update(side=args.side, case=args.case, seed=args.seed, threads=args.threads)
@@ -306,7 +308,7 @@ def summarise(runs):
     out = {}
     for name in sorted({r["case"] for r in runs}):
         row = {}
-        for side in ("plugin", "reference"):
+        for side in ("plugin", "reference", "plugin_bf16"):
             rs = [r for r in runs if r["case"] == name and r["side"] == side]
             if not rs:
                 continue
@@ -342,7 +344,8 @@ def table(path):
         "| case | seed | side | dev score | per type / macro-F1 | sentences/s | peak RSS (MB) | speed ratio | RSS ratio |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(runs, key=lambda r: (r["case"], r["seed"], r["side"] != "plugin")):
+    order = {"plugin": 0, "plugin_bf16": 1, "reference": 2}
+    for r in sorted(runs, key=lambda r: (r["case"], r["seed"], order.get(r["side"], 3))):
         sc = r["scores"]
         if "f1" in sc:
             score = f"F1 {sc['f1']:.3f}"
@@ -350,9 +353,9 @@ def table(path):
         else:
             score = f"acc {sc['accuracy']:.3f}"
             detail = f"macro-F1 {sc['macro_f1']:.3f}"
-        other = [q for q in runs if q["case"] == r["case"] and q["seed"] == r["seed"] and q["side"] != r["side"]]
+        other = [q for q in runs if q["case"] == r["case"] and q["seed"] == r["seed"] and q["side"] == "reference"]
         ratio = rss = ""
-        if r["side"] == "plugin" and other:
+        if r["side"] == "plugin" and other:  # measured side by side with the reference
             ratio = f"{r['sentences_per_s'] / other[0]['sentences_per_s']:.2f}x"
             rss = f"{r['peak_rss_mb'] / other[0]['peak_rss_mb']:.2f}"
         lines.append(
@@ -371,7 +374,9 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     parser.add_argument("--max-train", type=int, default=None, help="first N training examples (quick check)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--sides", default="plugin,reference")
+    parser.add_argument(
+        "--sides", default="plugin,reference", help="any of plugin, reference, plugin_bf16 (--bf16-autocast)"
+    )
     # one side of one run, in a process of its own (peak RSS is per process)
     parser.add_argument("--side", help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)

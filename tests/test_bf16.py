@@ -15,7 +15,7 @@ needs_bf16 = pytest.mark.skipif(
 
 
 @needs_bf16
-def test_bf16_training_learns_and_its_checkpoint_resumes_in_fp32(tiny_data, tmp_path):
+def test_bf16_training_learns_and_its_checkpoint_resumes_in_fp32(tiny_data, tmp_path, monkeypatch):
     save = str(tmp_path / "ck")
     records = run_train(train_args(tiny_data["data"], save, "--bf16-autocast", max_update=40))
     losses = [float(r["loss"]) for r in records["train_inner"]]
@@ -28,6 +28,13 @@ def test_bf16_training_learns_and_its_checkpoint_resumes_in_fp32(tiny_data, tmp_
     assert all(v.dtype in (torch.float32, torch.long) for v in state["model"].values())
     moments = [t for s in state["last_optimizer_state"]["state"].values() for t in s.values() if torch.is_tensor(t)]
     assert moments and all(t.dtype == torch.float32 for t in moments if t.is_floating_point())
+    # it loads for evaluation on a CPU without bf16
+    from xlt_fairseq.experiments import evaluation
+
+    with monkeypatch.context() as m:
+        m.setattr(hardware, "cpu_flags", lambda path="/proc/cpuinfo": {"avx2"})
+        loaded = evaluation.load_checkpoint(os.path.join(save, "checkpoint_last.pt"), cpu=True)
+        assert next(loaded.model.parameters()).dtype == torch.float32
     # an fp32 run resumes it and goes on learning
     more = run_train(train_args(tiny_data["data"], save, max_update=60))
     assert int(more["train_inner"][-1]["num_updates"]) == 60
@@ -57,3 +64,8 @@ def test_bf16_is_refused_before_training_on_a_cpu_without_it(tiny_data, tmp_path
     with pytest.raises(RuntimeError, match="no native bf16"):
         run_train(train_args(tiny_data["data"], str(tmp_path / "ck"), "--bf16-autocast", max_update=5))
     assert not os.path.exists(tmp_path / "ck" / "checkpoint_last.pt")
+
+
+def test_bf16_autocast_with_fp16_is_refused(tiny_data, tmp_path):
+    with pytest.raises(ValueError, match="drop --fp16"):
+        run_train(train_args(tiny_data["data"], str(tmp_path / "ck"), "--bf16-autocast", "--amp", max_update=5))

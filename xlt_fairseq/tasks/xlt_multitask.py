@@ -154,6 +154,8 @@ class XLTMultitaskConfig(FairseqDataclass):
     )
     seed: int = II("common.seed")
     cpu: bool = II("common.cpu")
+    fp16: bool = II("common.fp16")
+    amp: bool = II("common.amp")
     train_subset: str = II("dataset.train_subset")
 
 
@@ -260,11 +262,6 @@ class XLTMultitaskTask(FairseqTask):
             raise FileNotFoundError(
                 f"{dict_path}: missing; is {paths[0]} a data root written by scripts/preprocess.py?"
             )
-        if cfg.bf16_autocast:
-            from ..hardware import check_bf16
-
-            # refused here, before any data is loaded, when the device cannot compute in bf16
-            check_bf16("cuda" if torch.cuda.is_available() and not getattr(cfg, "cpu", False) else "cpu")
         dictionary = Dictionary.load(dict_path)
         # XLM-R's dict.txt has no <mask>; like fairseq's masked_lm task, add it
         # last so the embedding has XLM-R's 250,002 rows
@@ -384,6 +381,8 @@ class XLTMultitaskTask(FairseqTask):
     # ---- model ---------------------------------------------------------------
 
     def build_model(self, cfg, from_checkpoint=False):
+        if self.cfg.bf16_autocast and not from_checkpoint:
+            self._check_bf16()
         # The head sizes are stored in the model config, so that a checkpoint can
         # be rebuilt by a task that lists fewer corpora (fairseq-generate).
         # The discriminator's chance level, for the collapse check, depends on its target.
@@ -518,6 +517,16 @@ class XLTMultitaskTask(FairseqTask):
         super().optimizer_step(optimizer, model, update_num)
 
     # ---- validation with BLEU --------------------------------------------------
+
+    def _check_bf16(self):
+        """Refuses --bf16-autocast before training where it cannot work (a
+        checkpoint trained with it still loads anywhere, e.g. for evaluation)."""
+        from ..hardware import check_bf16
+
+        cfg = self.cfg
+        if getattr(cfg, "fp16", False) or getattr(cfg, "amp", False):
+            raise ValueError("--bf16-autocast is a mixed-precision mode of its own: drop --fp16 / --amp")
+        check_bf16("cuda" if torch.cuda.is_available() and not getattr(cfg, "cpu", False) else "cpu")
 
     def autocast(self, model):
         """``torch.autocast`` in bf16 on the model's device with ``--bf16-autocast``, else a no-op."""
