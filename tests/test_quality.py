@@ -151,3 +151,14 @@ def test_feature_extractor_starts_as_the_identity_and_old_checkpoints_keep_their
     assert new.residual
     # another width cannot be residual
     assert not FeatureExtractor(8, 16).residual
+
+
+def test_a_round_one_checkpoint_keeps_its_sentence_pooling(tiny_data, tmp_path):
+    from tests.test_model_criterion import setup
+
+    _, _, model, _ = setup(tiny_data, tmp_path)
+    assert model.heads["sentiment"].pooling == "mean"
+    state = {k: v for k, v in model.state_dict().items() if k != "encoder.feature_extractor.version"}
+    model.upgrade_state_dict_named(state, "")
+    model.load_state_dict(state)
+    assert model.heads["sentiment"].pooling == "first" and not model.encoder.feature_extractor.residual

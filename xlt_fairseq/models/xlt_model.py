@@ -319,6 +319,9 @@ class XLTModel(BaseFairseqModel):
     def upgrade_state_dict_named(self, state_dict, name):
         prefix = name + "." if name != "" else ""
         state_dict.setdefault(prefix + "label_signature", self.label_signature.clone())
+        if prefix + "encoder.feature_extractor.version" not in state_dict and "sentiment" in self.heads:
+            # round 1's checkpoints (no feature-extractor version) classified from <s>
+            self.heads["sentiment"].pooling = "first"
         if self.discriminator is None:
             # checkpoints of one-language runs written before the discriminator was left out
             for key in [k for k in state_dict if k.startswith(prefix + "discriminator.")]:
