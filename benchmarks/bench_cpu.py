@@ -154,6 +154,9 @@ def main(argv_=None):
         print(json.dumps({k: v["slowdown"]["median"] for k, v in result["p10"].items()}), flush=True)
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "cpu.json")
+    if os.path.exists(path):  # keep the part not re-run (--only)
+        with open(path) as f:
+            result = {**json.load(f), **result}
     with open(path + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
     os.replace(path + ".tmp", path)
