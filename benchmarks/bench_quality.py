@@ -414,7 +414,6 @@ def main(argv=None):
     runs = []
     for name in args.cases.split(","):
         case = CASES[name]
-        read_case(case)  # fail early on missing data
         train_path, dev_path, _, _ = read_case(case, args.max_train)
         prepare_plugin_data(case, args.encoder_dir, args.workdir, train_path, dev_path, args.max_train)
         for seed in [int(s) for s in args.seeds.split(",")]:

@@ -411,6 +411,25 @@ class XLTMultitaskTask(FairseqTask):
             self.sequence_generator = self.build_generator([model], Namespace(**gen_args))
         return model
 
+    # ---- precision: --bf16-autocast ------------------------------------------------
+
+    def _check_bf16(self):
+        """Refuses --bf16-autocast before training where it cannot work (a
+        checkpoint trained with it still loads anywhere, e.g. for evaluation)."""
+        from ..hardware import check_bf16
+
+        cfg = self.cfg
+        if getattr(cfg, "fp16", False) or getattr(cfg, "amp", False):
+            raise ValueError("--bf16-autocast is a mixed-precision mode of its own: drop --fp16 / --amp")
+        check_bf16("cuda" if torch.cuda.is_available() and not getattr(cfg, "cpu", False) else "cpu")
+
+    def autocast(self, model):
+        """``torch.autocast`` in bf16 on the model's device with ``--bf16-autocast``, else a no-op."""
+        if not self.cfg.bf16_autocast:
+            return contextlib.nullcontext()
+        device = next(model.parameters()).device.type
+        return torch.autocast(device_type=device, dtype=torch.bfloat16)
+
     # ---- training step: non-finite losses, discriminator health -------------------
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
@@ -517,23 +536,6 @@ class XLTMultitaskTask(FairseqTask):
         super().optimizer_step(optimizer, model, update_num)
 
     # ---- validation with BLEU --------------------------------------------------
-
-    def _check_bf16(self):
-        """Refuses --bf16-autocast before training where it cannot work (a
-        checkpoint trained with it still loads anywhere, e.g. for evaluation)."""
-        from ..hardware import check_bf16
-
-        cfg = self.cfg
-        if getattr(cfg, "fp16", False) or getattr(cfg, "amp", False):
-            raise ValueError("--bf16-autocast is a mixed-precision mode of its own: drop --fp16 / --amp")
-        check_bf16("cuda" if torch.cuda.is_available() and not getattr(cfg, "cpu", False) else "cpu")
-
-    def autocast(self, model):
-        """``torch.autocast`` in bf16 on the model's device with ``--bf16-autocast``, else a no-op."""
-        if not self.cfg.bf16_autocast:
-            return contextlib.nullcontext()
-        device = next(model.parameters()).device.type
-        return torch.autocast(device_type=device, dtype=torch.bfloat16)
 
     def valid_step(self, sample, model, criterion):
         with self.autocast(model):
