@@ -266,13 +266,27 @@ class XLTHubInterface(nn.Module):
         device = self.device
         return utils.apply_to_sample(lambda t: t.to(device), sample)
 
-    def _batches(self, dataset, sizes: Sequence[int], batch_size: int):
+    def batches(self, dataset, sizes: Sequence[int], batch_size: int):
         """Collated batches of ``dataset`` (every item once, similar lengths together)."""
         if batch_size < 1:
             raise HubError(f"batch size must be >= 1, not {batch_size}")
         order = np.argsort(np.asarray(sizes), kind="stable")
         for start in range(0, len(order), batch_size):
             yield self._to_device(dataset.collater([dataset[int(i)] for i in order[start : start + batch_size]]))
+
+    def source_dataset(self, tokens: Sequence[torch.Tensor]):
+        """Encoded sentences (``... </s>``) as the data layer's classification dataset (labels unused),
+        and their sizes."""
+        from fairseq.data import ListDataset
+
+        from ..data import corpora
+
+        sizes = np.array([len(t) for t in tokens], dtype=np.int64)
+        dummy = ListDataset([torch.ones(1, dtype=torch.long)] * len(tokens), np.ones(len(tokens), dtype=np.int64))
+        dataset = corpora.classification_dataset(
+            ListDataset(list(tokens), sizes), dummy, self.task.dictionary, torch.zeros(1, dtype=torch.long)
+        )
+        return dataset, sizes
 
     @staticmethod
     def _items(stream) -> List[torch.Tensor]:
@@ -316,7 +330,7 @@ class XLTHubInterface(nn.Module):
             ListDataset(tokens, sizes), ListDataset(labels, sizes), self.task.dictionary, torch.zeros(1, dtype=torch.long)
         )
         per_window: List[Optional[torch.Tensor]] = [None] * len(tokens)
-        for sample in self._batches(dataset, sizes, batch_size):
+        for sample in self.batches(dataset, sizes, batch_size):
             logits = self.model(**sample["net_input"], task=task)["logits"]
             probs = torch.softmax(logits.float(), dim=-1).cpu()
             first = (sample["target"] != corpora.IGNORE_INDEX).cpu()
@@ -374,9 +388,7 @@ class XLTHubInterface(nn.Module):
     def class_probs(self, texts: Sequence[str], task: str = "sentiment", batch_size: int = 32) -> torch.Tensor:
         """Class probabilities (texts x classes, fp32 on the CPU); a text longer than the model's
         positions is truncated, as preprocessing truncates it."""
-        from fairseq.data import ListDataset
-
-        from ..data import binarize, corpora
+        from ..data import binarize
 
         if self._kind(task) != "classification":
             raise HubError(f"{task!r} is not a classification head")
@@ -385,14 +397,9 @@ class XLTHubInterface(nn.Module):
         if not texts:
             return torch.zeros(0, n_classes)
         enc = binarize.encode_text_chunk(self.encoder, texts, self.max_pieces, split_long=False)
-        tokens = self._items(enc["streams"]["input"])
-        sizes = enc["streams"]["input"][1]
-        dummy = ListDataset([torch.ones(1, dtype=torch.long)] * len(tokens), np.ones(len(tokens), dtype=np.int64))
-        dataset = corpora.classification_dataset(
-            ListDataset(tokens, sizes), dummy, self.task.dictionary, torch.zeros(1, dtype=torch.long)
-        )
+        dataset, sizes = self.source_dataset(self._items(enc["streams"]["input"]))
         out = torch.zeros(len(texts), n_classes)
-        for sample in self._batches(dataset, sizes, batch_size):
+        for sample in self.batches(dataset, sizes, batch_size):
             logits = self.model(**sample["net_input"], task=task)["logits"]
             out[sample["id"].cpu()] = torch.softmax(logits.float(), dim=-1).cpu()
         return out
@@ -451,7 +458,7 @@ class XLTHubInterface(nn.Module):
         gen_args = Namespace(beam=beam, max_len_a=max_len_a, max_len_b=max_len_b, nbest=nbest, **generation)
         generator = self.task.build_generator([self.model], gen_args)
         out: List[Optional[dict]] = [None] * len(items)
-        for sample in self._batches(dataset, sizes, batch_size):
+        for sample in self.batches(dataset, sizes, batch_size):
             hypos = self.task.inference_step(generator, [self.model], sample)
             for row, idx in enumerate(sample["id"].tolist()):
                 best = [
@@ -481,4 +488,3 @@ class XLTHubInterface(nn.Module):
         with torch.no_grad():
             hidden, _ = self.model.encoder.hidden_states(tokens, None, task)
             return self.model.encoder.feature_extractor(hidden)[0]
-
