@@ -77,6 +77,19 @@ def _scrub_cfg(cfg: dict) -> dict:
     return cfg
 
 
+def _scrubbed_sentencepiece(path: str) -> bytes:
+    """The sentencepiece model without the training file names sentencepiece records in its
+    trainer spec (encoding reads only the pieces and the normaliser)."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    m = pb.ModelProto()
+    with open(path, "rb") as f:
+        m.ParseFromString(f.read())
+    del m.trainer_spec.input[:]
+    m.trainer_spec.model_prefix = ""
+    return m.SerializeToString()
+
+
 def export_model(
     checkpoint: str,
     out_dir: str,
@@ -152,7 +165,8 @@ def export_model(
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-xlt-export-", dir=parent)
     try:
-        shutil.copyfile(os.path.join(hub.encoder.encoder_dir, SPM_FILE), os.path.join(tmp, SPM_FILE))
+        with open(os.path.join(tmp, SPM_FILE), "wb") as f:
+            f.write(_scrubbed_sentencepiece(os.path.join(hub.encoder.encoder_dir, SPM_FILE)))
         shutil.copyfile(os.path.join(hub.encoder.encoder_dir, DICT_FILE), os.path.join(tmp, DICT_FILE))
         for name, keys in corpora_info.items():
             for key, c in keys.items():

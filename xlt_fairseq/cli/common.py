@@ -15,13 +15,12 @@ logger = logging.getLogger(__name__)
 
 def user_errors() -> tuple:
     """Exceptions that are the user's input, not a bug: reported as ``error: ...`` with exit status 1."""
-    from ..data.binarize import EncoderVocabularyError
-    from ..data.formats import DataFormatError
+    from ..checkpoint_io import CheckpointReadError
+    from ..checkpoint_safety import UnsafeCheckpointError
     from ..experiments.evaluation import EvaluationError
-    from ..export import ExportError
-    from ..models.hub_interface import HubError
 
-    return (DataFormatError, EncoderVocabularyError, EvaluationError, ExportError, HubError, ValueError, OSError)
+    # the plugin's own input errors (formats, vocabularies, exports, hub requests) are ValueErrors
+    return (ValueError, OSError, EvaluationError, CheckpointReadError, UnsafeCheckpointError)
 
 
 def add_model_arguments(parser):

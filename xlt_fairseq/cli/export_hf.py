@@ -33,7 +33,7 @@ def build_parser():
 
 def main(argv=None) -> int:
     from ..data import formats
-    from ..exporters.hf import HFExportError, export_hf
+    from ..exporters.hf import export_hf
     from .common import report, setup, user_errors
 
     args = build_parser().parse_args(argv)
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     try:
         texts = formats.read_text_lines(args.check_text) if args.check_text else None
         summary = export_hf(args.model, args.task, args.out, args.force, texts, args.atol)
-    except (HFExportError,) + user_errors() as e:
+    except user_errors() as e:
         return report(e)
     print(json.dumps(summary, indent=2, ensure_ascii=False))
     return 0
