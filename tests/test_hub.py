@@ -290,3 +290,15 @@ def test_predict_errors_name_the_line_and_write_nothing(trained_model, tmp_path)
     assert rc == 1 and "conll is for tagging" in err
     rc, _, err = predict(["--model", str(tmp_path / "nowhere"), "--task", "ner"], "aka\n")
     assert rc == 1 and "checkpoint not found" in err
+
+
+def test_readme_python_snippet_runs(trained_model, capsys):
+    """The README's Python block, on the tiny model (so the documented calls cannot drift)."""
+    from tests.conftest import REPO
+
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    block = readme.split("<!-- readme-python-api")[1].split("```python\n")[1].split("```")[0]
+    code = block.replace('"model_dir"', repr(trained_model["model"]))
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "['ner', 'sentiment']" in out and "'translation'" in out
