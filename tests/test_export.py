@@ -45,12 +45,12 @@ json.dump({"refused": refused, "plugin_imported": "xlt_fairseq" in sys.modules, 
 """
 
 
-def _test_sentences(trained_model, task, n=12):
+def _test_sentences(run, task, n=12):
     from xlt_fairseq.data import formats
 
     if task == "ner":
-        return [" ".join(s.tokens) for s in formats.read_tagged(trained_model["raw"][("ner", "bb", "test")])[:n]]
-    return [x.text for x in formats.read_classification(trained_model["raw"][("sentiment", "aa", "test")])[:n]]
+        return [" ".join(s.tokens) for s in formats.read_tagged(run["raw"][("ner", "bb", "test")])[:n]]
+    return [x.text for x in formats.read_classification(run["raw"][("sentiment", "aa", "test")])[:n]]
 
 
 @pytest.mark.parametrize("task,kind", [("ner", "tagging"), ("sentiment", "classification")])
@@ -85,13 +85,19 @@ def test_transformers_folder_reproduces_the_plugin(trained_model, hub, task, kin
         ids = [i for i, m in zip(meta["ids"][row], meta["mask"][row]) if m]
         assert ids == hub.encode(text).tolist()
         theirs = logits[row, : len(ids)] if kind == "tagging" else logits[row]
-        assert torch.allclose(theirs, hub.logits(text, task), atol=1e-4), (text, (theirs - hub.logits(text, task)).abs().max())
+        assert torch.allclose(theirs, hub.logits(text, task), atol=1e-4), (
+            text,
+            (theirs - hub.logits(text, task)).abs().max(),
+        )
 
 
 def test_heads_that_cannot_be_exported_are_refused(trained_model, tmp_path, capsys):  # noqa: F811
     from xlt_fairseq.cli import export_hf as export_hf_cli
 
-    assert export_hf_cli.main(["--model", trained_model["model"], "--task", "translation", "--out", str(tmp_path / "x")]) == 1
+    assert (
+        export_hf_cli.main(["--model", trained_model["model"], "--task", "translation", "--out", str(tmp_path / "x")])
+        == 1
+    )
     assert "no 'translation' head" in capsys.readouterr().err
     assert export_hf_cli.main(["--model", trained_model["model"], "--task", "pos", "--out", str(tmp_path / "y")]) == 1
     assert os.listdir(tmp_path) == []
@@ -103,8 +109,8 @@ def test_a_wrong_mapping_is_caught_before_anything_is_written(trained_model, tmp
 
     original = hf.convert_state
 
-    def broken(hub, task):
-        state = original(hub, task)
+    def broken(model, task):
+        state = original(model, task)
         state["feature_extractor.dense.bias"] = state["feature_extractor.dense.bias"] + 0.1
         return state
 

@@ -245,7 +245,8 @@ def test_predict_json_lines_in_and_out(trained_model, hub):
         json.dumps({"id": "s2", "text": "abad1"}),
     ]
     rc, out, _ = predict(
-        ["--model", trained_model["model"], "--task", "sentiment", "--format", "jsonl", "--cpu"], "\n".join(lines) + "\n"
+        ["--model", trained_model["model"], "--task", "sentiment", "--format", "jsonl", "--cpu"],
+        "\n".join(lines) + "\n",
     )
     rows = [json.loads(line) for line in out.splitlines()]
     assert rc == 0 and [r["id"] for r in rows] == ["s1", "s2"]
@@ -267,7 +268,15 @@ def test_predict_conll_and_tsv_outputs(trained_model, tmp_path):
         ["--checkpoint", trained_model["model"], "--task", "ner", "--format", "tokens", "--input", str(tokens)]
         + ["--output-format", "conll"]
     )
-    assert rc == 0 and [line.split("\t")[0] for line in out.splitlines()] == ["Aper1", "aka", "", "Aloc2", "ake", "akainc", ""]
+    assert rc == 0 and [line.split("\t")[0] for line in out.splitlines()] == [
+        "Aper1",
+        "aka",
+        "",
+        "Aloc2",
+        "ake",
+        "akainc",
+        "",
+    ]
     out_file = tmp_path / "pred.tsv"
     rc, _, _ = predict(
         ["--model", trained_model["model"], "--task", "sentiment", "--output-format", "tsv", "--output", str(out_file)],

@@ -68,11 +68,15 @@ def read_inputs(task_kind: str, path: str, fmt: str, text_field: str, lang=None)
         return out
     if task_kind == "tagging":
         if fmt not in formats.NER_FORMATS:
-            raise ValueError(f"--format {fmt}: not an input format of a tagging task (text, jsonl, {formats.NER_FORMATS})")
+            raise ValueError(
+                f"--format {fmt}: not an input format of a tagging task (text, jsonl, {formats.NER_FORMATS})"
+            )
         return [{"tokens": s.tokens} for s in formats.read_tagged(path, fmt, tagged=fmt != "tokens", lang=lang)]
     if task_kind == "classification":
         if fmt not in formats.SENTIMENT_FORMATS:
-            raise ValueError(f"--format {fmt}: not an input format of sentiment (text, jsonl, {formats.SENTIMENT_FORMATS})")
+            raise ValueError(
+                f"--format {fmt}: not an input format of sentiment (text, jsonl, {formats.SENTIMENT_FORMATS})"
+            )
         return [{"text": x.text} for x in formats.read_classification(path, fmt, labelled=False, language=lang)]
     raise ValueError(f"--format {fmt}: translation reads text or jsonl")
 

@@ -205,7 +205,9 @@ def export_hf(
     tmp = tempfile.mkdtemp(prefix=".tmp-xlt-export-hf-", dir=parent)
     try:
         hf_model.save_pretrained(tmp)
-        shutil.copyfile(os.path.join(os.path.dirname(__file__), "modeling_xlt.py"), os.path.join(tmp, "modeling_xlt.py"))
+        shutil.copyfile(
+            os.path.join(os.path.dirname(__file__), "modeling_xlt.py"), os.path.join(tmp, "modeling_xlt.py")
+        )
         _write_tokenizer(hub, tmp, os.path.join(hub.encoder.encoder_dir, SPM_FILE))
         texts = list(check_texts or CHECK_TEXTS)
         diff = check_export(hub, task, tmp, texts, atol)
@@ -222,7 +224,13 @@ def export_hf(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info(f"wrote {out_dir} ({architecture}, {config.num_labels} labels; max logit difference {diff:.2e})")
-    return {"out": out_dir, "task": task, "architecture": architecture, "labels": hub.labels(task), "max_abs_logit_diff": diff}
+    return {
+        "out": out_dir,
+        "task": task,
+        "architecture": architecture,
+        "labels": hub.labels(task),
+        "max_abs_logit_diff": diff,
+    }
 
 
 def _write_tokenizer(hub, folder: str, spm_path: str):

@@ -96,7 +96,9 @@ class XLTForTokenClassification(_XLTHeadModel):
         labels=None,
         **kwargs,
     ):
-        features, outputs = self._features(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs)
+        features, outputs = self._features(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs
+        )
         logits = self.classifier(self.dropout(features))
         loss = None
         if labels is not None:
@@ -119,7 +121,9 @@ class XLTForSequenceClassification(_XLTHeadModel):
         labels=None,
         **kwargs,
     ):
-        features, outputs = self._features(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs)
+        features, outputs = self._features(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs
+        )
         if self.config.sentence_pooling == "first":
             pooled = features[:, 0]
         else:

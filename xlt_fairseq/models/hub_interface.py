@@ -327,7 +327,10 @@ class XLTHubInterface(nn.Module):
         if w != len(tokens):
             raise HubError(f"internal error: {len(tokens)} windows for {w} expected")
         dataset = corpora.tagging_dataset(
-            ListDataset(tokens, sizes), ListDataset(labels, sizes), self.task.dictionary, torch.zeros(1, dtype=torch.long)
+            ListDataset(tokens, sizes),
+            ListDataset(labels, sizes),
+            self.task.dictionary,
+            torch.zeros(1, dtype=torch.long),
         )
         per_window: List[Optional[torch.Tensor]] = [None] * len(tokens)
         for sample in self.batches(dataset, sizes, batch_size):
