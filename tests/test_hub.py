@@ -311,3 +311,32 @@ def test_readme_python_snippet_runs(trained_model, capsys):
     exec(compile(code, "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "['ner', 'sentiment']" in out and "'translation'" in out
+
+
+def test_translate_equals_fairseq_interactive_on_the_model_folder(trained_model, hub, tmp_path):
+    """In-process generation gives fairseq-interactive's hypotheses and scores (it prints log2),
+    and fairseq-interactive reads a model folder as its data root (README)."""
+    import math
+    import subprocess
+
+    from tests.conftest import REPO, USER_DIR
+
+    texts = trained_model["texts"]
+    src = tmp_path / "src.txt"
+    src.write_text("".join(t + "\n" for t in texts))
+    model = trained_model["model"]
+    cmd = [sys.executable, "-m", "fairseq_cli.interactive", model, "--user-dir", USER_DIR, "--task", "xlt_multitask"]
+    cmd += ["--source-lang", "aa", "--target-lang", "bb", "--path", os.path.join(model, "model.pt"), "--cpu"]
+    cmd += ["--beam", "2", "--input", str(src), "--bpe", "sentencepiece"]
+    cmd += ["--sentencepiece-model", os.path.join(model, "sentencepiece.bpe.model")]
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    hyps = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("D-"):
+            head, score, text = line.split("\t")
+            hyps[int(head[2:])] = (text, float(score) * math.log(2))
+    ours = hub.translate(texts, beam=2)
+    assert [hyps[i][0] for i in range(len(texts))] == [o["translation"] for o in ours]
+    assert all(abs(hyps[i][1] - o["score"]) < 1e-4 for i, o in enumerate(ours))

@@ -441,7 +441,7 @@ class XLTHubInterface(nn.Module):
         **generation,
     ):
         """Translates with the task's ``SequenceGenerator`` in-process. Per text
-        ``{"translation", "score"}`` (``score``: fairseq's length-normalised log-probability
+        ``{"translation", "score"}`` (``score``: fairseq's length-normalised natural-log probability
         of the hypothesis); with ``nbest`` > 1 also ``"nbest"``, the ``nbest`` best hypotheses.
         Further keyword arguments are fairseq generation options (``lenpen``, ``sampling``, ...)."""
         from ..data import binarize
