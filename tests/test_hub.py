@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -340,3 +341,27 @@ def test_translate_equals_fairseq_interactive_on_the_model_folder(trained_model,
     ours = hub.translate(texts, beam=2)
     assert [hyps[i][0] for i in range(len(texts))] == [o["translation"] for o in ours]
     assert all(abs(hyps[i][1] - o["score"]) < 1e-4 for i, o in enumerate(ours))
+
+
+def test_pooled_features_read_the_data_root_through_the_data_layer(trained_model):
+    """Figure 3's sentence features (experiments.evaluation.pooled_features) equal the model's
+    pooled features of each sentence on its own, for the trained and the initial model."""
+    from xlt_fairseq.data import corpora
+    from xlt_fairseq.experiments import evaluation
+
+    loaded = evaluation.load_checkpoint(
+        trained_model["checkpoint"], trained_model["data"], os.path.join(trained_model["moved"], "encoder"), cpu=True
+    )
+    feats, owners = evaluation.pooled_features(loaded, "ner", ["aa", "bb"], "valid", per_key=6, batch_size=4)
+    assert feats.shape == (12, 64) and owners == ["aa"] * 6 + ["bb"] * 6
+    start = evaluation.initial_model(loaded, seed=1)
+    before, _ = evaluation.pooled_features(loaded, "ner", ["aa", "bb"], "valid", per_key=6, model=start)
+    tokens = corpora.load_indexed(corpora.corpus_dir(trained_model["data"], "ner", "bb"), "valid", "input")
+    for i in range(6):
+        src = torch.cat([torch.tensor([0]), tokens[i].long()]).unsqueeze(0)
+        with torch.no_grad():
+            alone = loaded.model.pooled_features(src, torch.tensor([src.shape[1]]), task="ner")[0]
+            alone0 = start.pooled_features(src, torch.tensor([src.shape[1]]), task="ner")[0]
+        assert torch.allclose(torch.from_numpy(feats[6 + i]), alone, atol=1e-5)
+        assert torch.allclose(torch.from_numpy(before[6 + i]), alone0, atol=1e-5)
+    assert not np.allclose(feats, before)
