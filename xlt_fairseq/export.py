@@ -208,4 +208,7 @@ def _check_roundtrip(hub, folder: str):
         a, b = hub.logits(text, task), other.logits(text, task)
         if a.shape != b.shape or not torch.allclose(a.float(), b.float(), atol=tol, rtol=tol):
             raise ExportError(f"{folder}: the exported {task} head does not reproduce the checkpoint's logits")
+    if hub.model.decoder is not None and other.info.get("precision") == "fp32":
+        if hub.translate(text, beam=2) != other.translate(text, beam=2):
+            raise ExportError(f"{folder}: the exported decoder does not reproduce the checkpoint's translation")
     del other
