@@ -201,6 +201,10 @@ def test_requests_the_model_cannot_serve_are_refused(hub):
         hub.tag_probs([["aka"]], task="sentiment")
     with pytest.raises(HubError, match="nbest"):
         hub.translate("aka", beam=2, nbest=3)
+    with pytest.raises(HubError, match="input 1: expected a sentence"):
+        hub.tag(["aka", 3])
+    with pytest.raises(HubError, match="input 0: expected a text"):
+        hub.classify([["aka"]])
     with pytest.raises(HubError, match="batch size"):
         hub.classify(["aka"], batch_size=0)
 

@@ -238,6 +238,14 @@ class XLTHubInterface(nn.Module):
             raise HubError(f"this model has no {task!r} head (heads: {', '.join(self.heads) or 'none'})")
         return builtin_kind(task)
 
+    @staticmethod
+    def _texts(texts) -> List[str]:
+        items = [texts] if isinstance(texts, str) else list(texts)
+        for i, t in enumerate(items):
+            if not isinstance(t, str):
+                raise HubError(f"input {i}: expected a text (str), not {type(t).__name__}")
+        return items
+
     def _check_lang(self, lang: Optional[str]):
         if lang and lang not in self.task.languages and lang not in self._warned_langs:
             self._warned_langs.add(lang)
@@ -365,11 +373,13 @@ class XLTHubInterface(nn.Module):
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
         words, spans = [], []
-        for t in items:
+        for i, t in enumerate(items):
             if isinstance(t, str):
                 w, s = split_words(t)
+            elif isinstance(t, (list, tuple)) and all(isinstance(x, str) for x in t):
+                w, s = list(t), None
             else:
-                w, s = [str(x) for x in t], None
+                raise HubError(f"input {i}: expected a sentence (str) or a list of words (str), not {type(t).__name__}")
             words.append(w)
             spans.append(s)
         labels = self.labels(task)
@@ -395,7 +405,7 @@ class XLTHubInterface(nn.Module):
 
         if self._kind(task) != "classification":
             raise HubError(f"{task!r} is not a classification head")
-        texts = [str(t) for t in texts]
+        texts = self._texts(texts)
         n_classes = len(self.labels(task))
         if not texts:
             return torch.zeros(0, n_classes)
@@ -413,7 +423,7 @@ class XLTHubInterface(nn.Module):
         """Classifies texts: per text ``{"label", "prob", "probs": {label: probability}}``."""
         self._check_lang(lang)
         single = isinstance(texts, str)
-        items = [texts] if single else list(texts)
+        items = self._texts(texts)
         labels = self.labels(task)
         out = []
         for p in self.class_probs(items, task, batch_size):
@@ -451,7 +461,7 @@ class XLTHubInterface(nn.Module):
         if nbest > beam:
             raise HubError(f"nbest ({nbest}) cannot exceed the beam ({beam})")
         single = isinstance(texts, str)
-        items = [str(t) for t in ([texts] if single else texts)]
+        items = self._texts(texts)
         if not items:
             return []
         enc = binarize.encode_text_chunk(self.encoder, items, self.max_pieces, split_long=False)
