@@ -39,8 +39,8 @@ from ..modules.heads import (
 
 logger = logging.getLogger(__name__)
 
-TAGGING_TASKS = ("ner",)
-CLASSIFICATION_TASKS = ("sentiment",)
+# the parameter group of the discriminator (``p.param_group``, as fairseq's composite optimizer reads it)
+DISCRIMINATOR_GROUP = "discriminator"
 
 GRL_SCHEDULE_CHOICES = ChoiceEnum(["constant", "ganin"])
 SHARING_CHOICES = ChoiceEnum(["hard", "soft"])
@@ -304,6 +304,10 @@ class XLTModel(BaseFairseqModel):
         # a checksum of the heads' label sets travels with the weights, so that a
         # checkpoint is never resumed or restored onto data with other labels
         self.register_buffer("label_signature", torch.tensor([label_signature(cfg.label_sets)], dtype=torch.long))
+        if discriminator is not None:
+            # fairseq's composite optimizer (and the alternating mode) groups parameters by this attribute
+            for p in discriminator.parameters():
+                p.param_group = DISCRIMINATOR_GROUP
         self._freeze()
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
@@ -338,8 +342,20 @@ class XLTModel(BaseFairseqModel):
         ``--critic-steps`` critic updates, then one encoder update."""
         if self.cfg.adversarial_mode != "alternating" or not self.training or self.discriminator is None:
             return "joint"
+        return self._phase_at(self.num_updates)
+
+    def _phase_at(self, num_updates):
         cycle = self.cfg.critic_steps + 1
-        return "encoder" if self.num_updates % cycle == self.cfg.critic_steps else "critic"
+        return "encoder" if num_updates % cycle == self.cfg.critic_steps else "critic"
+
+    def get_groups_for_update(self, num_updates):
+        """The parameter group an update may change (fairseq's mechanism of
+        ``wav2vec_u``): None (all) unless ``--adversarial-mode alternating``, then
+        ``discriminator`` in a critic update and ``default`` (everything else) in
+        an encoder update."""
+        if self.cfg.adversarial_mode != "alternating" or self.discriminator is None:
+            return None
+        return DISCRIMINATOR_GROUP if self._phase_at(num_updates) == "critic" else "default"
 
     def soft_sharing_penalty(self):
         return self.encoder.soft_sharing_penalty()
