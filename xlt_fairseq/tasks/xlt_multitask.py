@@ -11,10 +11,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-import numpy as np
 import torch
-from fairseq import metrics, utils
-from fairseq.data import Dictionary, LanguagePairDataset, ResamplingDataset
+from fairseq import utils
+from fairseq.data import Dictionary, LanguagePairDataset
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING, open_dict
@@ -22,141 +21,17 @@ from omegaconf import II, MISSING, open_dict
 from .. import metrics as xlt_metrics
 from ..data import corpora, task_names
 from ..data.round_robin import MultilingualTaskDataset, MultitaskConcatDataset, RoundRobinMultitaskDataset
+from ..data.selection import CorporaView, corpus_language, temperature_resample  # noqa: F401
 from ..training_policy import NonFiniteLossError, TrainingPolicy, check_alternating  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
 CRITERION = "xlt_multitask_adversarial"
 
-BLEU_ORDER = 4
-
-
-def _split_list(value: Optional[str]) -> List[str]:
-    if not value:
-        return []
-    return [v.strip() for v in str(value).split(",") if v.strip()]
-
-
-def parse_tagging_tasks(value: str, data_root: str) -> "OrderedDict[str, List[str]]":
-    """``pos:en+sw,chunk`` -> {"pos": ["en", "sw"], "chunk": [languages found under DATA/chunk]}."""
-    out = OrderedDict()
-    for item in _split_list(value):
-        name, _, langs = item.partition(":")
-        name = name.strip()
-        if not task_names.is_valid_auxiliary_name(name):
-            raise ValueError(f"--tagging-tasks: {name!r} is not a valid auxiliary task name")
-        if name in out:
-            raise ValueError(f"--tagging-tasks lists {name!r} twice")
-        if langs:
-            out[name] = [lang.strip() for lang in langs.split("+") if lang.strip()]
-        else:
-            folder = os.path.join(data_root, name)
-            found = sorted(d for d in os.listdir(folder) if not d.startswith(".")) if os.path.isdir(folder) else []
-            if not found:
-                raise FileNotFoundError(f"{folder}: no corpora for auxiliary tagging task {name!r}")
-            out[name] = found
-    return out
-
-
-def temperature_resample(dataset, corpus_sizes, temperature, seed, epoch):
-    """Resamples a task's concatenated corpora so that corpus ``c`` is drawn with
-    probability proportional to ``n_c ** (1 / T)`` (the same total size; re-drawn
-    every epoch): T=1 is mixing by size, a large T approaches uniform."""
-    sizes = np.asarray(corpus_sizes, dtype=np.float64)
-    probs = (sizes / sizes.sum()) ** (1.0 / temperature)
-    probs /= probs.sum()
-    weights = np.concatenate([np.full(int(n), p / n) for n, p in zip(sizes, probs)])
-    return ResamplingDataset(dataset, weights=weights, replace=True, size_ratio=1.0, seed=seed, epoch=epoch)
-
 
 def metric_suffix(key: str) -> str:
     """``en-fr`` -> ``en_fr`` (metric names use underscores)."""
     return key.replace("-", "_")
-
-
-class CorporaView:
-    """What the options select from a data root: the corpora of every active
-    task (``corpus_keys``), their ``meta.json`` and label sets, and the
-    languages and domains they cover. Read once by :meth:`XLTMultitaskTask.setup_task`."""
-
-    def __init__(self, corpus_keys, tagging_tasks, meta, labels, languages, domains, generation_pair=None):
-        self.corpus_keys: "OrderedDict[str, List[str]]" = corpus_keys
-        self.tagging_tasks = tagging_tasks
-        self.meta: Dict[str, Dict[str, dict]] = meta
-        self.labels: Dict[str, List[str]] = labels
-        self.languages: List[str] = languages
-        self.domains: List[str] = domains
-        self.generation_pair: Optional[str] = generation_pair
-
-    @classmethod
-    def read(cls, cfg: "XLTMultitaskConfig") -> "CorporaView":
-        pairs = _split_list(cfg.translation_pairs)
-        generation_pair = None
-        if cfg.source_lang or cfg.target_lang:
-            if not (cfg.source_lang and cfg.target_lang):
-                raise ValueError("--source-lang and --target-lang must be given together")
-            generation_pair = f"{cfg.source_lang}-{cfg.target_lang}"
-            if generation_pair not in pairs:
-                pairs.append(generation_pair)
-        tagging_tasks = parse_tagging_tasks(cfg.tagging_tasks, utils.split_paths(cfg.data)[0])
-        corpus_keys = OrderedDict(
-            (name, keys)
-            for name, keys in (
-                ("ner", _split_list(cfg.ner_langs)),
-                ("sentiment", _split_list(cfg.sentiment_langs)),
-                ("translation", pairs),
-                ("mlm", _split_list(cfg.mlm_langs)),
-                *tagging_tasks.items(),
-            )
-            if keys
-        )
-        for name, keys in corpus_keys.items():
-            if len(set(keys)) != len(keys):
-                raise ValueError(f"--{name.replace('_', '-')} lists a corpus twice: {keys}")
-            if name == "translation":
-                for k in keys:
-                    if len(k.split("-")) != 2 or not all(k.split("-")):
-                        raise ValueError(f"translation pair {k!r} is not of the form SRC-TGT")
-        if not corpus_keys:
-            raise ValueError(
-                "no task is active: give at least one of --ner-langs, --sentiment-langs, --mlm-langs, "
-                "--translation-pairs"
-            )
-
-        meta: Dict[str, Dict[str, dict]] = {name: {} for name in corpus_keys}
-        for name, keys in corpus_keys.items():
-            for key in keys:
-                path = corpora.corpus_dir(cfg.data, name, key)
-                if not os.path.isdir(path):
-                    raise FileNotFoundError(
-                        f"{path}: no {name} corpus for {key!r} in {cfg.data} (prepare it with scripts/preprocess.py)"
-                    )
-                meta[name][key] = corpora.read_meta(path)
-                if name == "translation":
-                    for split in ("train", "valid", "test"):
-                        has_src = corpora.has_split(path, split, "src")
-                        if has_src != corpora.has_split(path, split, "tgt"):
-                            side = "target (.tgt)" if has_src else "source (.src)"
-                            raise FileNotFoundError(
-                                f"{path}: the {split} split of translation pair {key} has no {side} side"
-                            )
-
-        labels = {
-            name: corpora.union_labels([corpora.read_labels(corpora.corpus_dir(cfg.data, name, k)) for k in keys])
-            for name, keys in corpus_keys.items()
-            if task_names.builtin_kind(name) in (task_names.TAGGING, task_names.CLASSIFICATION)
-        }
-        languages, domains = set(), set()
-        for name, keys in corpus_keys.items():
-            for key in keys:
-                languages.add(corpus_language(name, key))
-                domains.add(meta[name][key].get("domain", "general"))
-        return cls(corpus_keys, tagging_tasks, meta, labels, sorted(languages), sorted(domains), generation_pair)
-
-
-def corpus_language(name, key) -> str:
-    """The language of a corpus: a translation pair's source language, else its key."""
-    return key.split("-")[0] if name == "translation" else key
 
 
 @dataclass
@@ -553,15 +428,9 @@ class XLTMultitaskTask(FairseqTask):
         return keys
 
     def _bleu_stats(self, sub, model):
-        out = {}
-        for prefix in self._bleu_keys():
-            out[f"_bleu_{prefix}sys_len"] = 0
-            out[f"_bleu_{prefix}ref_len"] = 0
-            for i in range(BLEU_ORDER):
-                out[f"_bleu_{prefix}counts_{i}"] = 0
-                out[f"_bleu_{prefix}totals_{i}"] = 0
+        prefixes = self._bleu_keys()
         if sub is None:
-            return out
+            return xlt_metrics.bleu_log_stats(prefixes, {}, [])
         gen_out = self.inference_step(self.sequence_generator, [model], sub, prefix_tokens=None)
         by_corpus: Dict[int, tuple] = {}
         for i in range(len(gen_out)):
@@ -574,16 +443,8 @@ class XLTMultitaskTask(FairseqTask):
             hyps, refs = next(iter(by_corpus.values()))
             logger.info(f"example hypothesis: {hyps[0]}")
             logger.info(f"example reference: {refs[0]}")
-        pairs = self.corpus_keys["translation"]
-        for corpus_id, (hyps, refs) in by_corpus.items():
-            stats = xlt_metrics.bleu_stats(hyps, refs)
-            for prefix in ("", metric_suffix(pairs[corpus_id]) + "_"):
-                out[f"_bleu_{prefix}sys_len"] += stats["sys_len"]
-                out[f"_bleu_{prefix}ref_len"] += stats["ref_len"]
-                for i in range(BLEU_ORDER):
-                    out[f"_bleu_{prefix}counts_{i}"] += stats["counts"][i]
-                    out[f"_bleu_{prefix}totals_{i}"] += stats["totals"][i]
-        return out
+        pairs = [metric_suffix(k) + "_" for k in self.corpus_keys["translation"]]
+        return xlt_metrics.bleu_log_stats(prefixes, by_corpus, pairs)
 
     def _decode(self, tokens, escape_unk=False):
         return self.dictionary.string(
@@ -594,32 +455,8 @@ class XLTMultitaskTask(FairseqTask):
 
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
-        if self.sequence_generator is None or not self.has_task("translation"):
-            return
-
-        def total(key):
-            return float(sum(utils.item(log.get(key, 0)) for log in logging_outputs))
-
-        for prefix in self._bleu_keys():
-            name = "bleu" if prefix == "" else "bleu_" + prefix[:-1]
-            totals = [total(f"_bleu_{prefix}totals_{i}") for i in range(BLEU_ORDER)]
-            if max(totals) <= 0:
-                continue
-            for i in range(BLEU_ORDER):
-                metrics.log_scalar(f"_bleu_{prefix}counts_{i}", total(f"_bleu_{prefix}counts_{i}"))
-                metrics.log_scalar(f"_bleu_{prefix}totals_{i}", totals[i])
-            metrics.log_scalar(f"_bleu_{prefix}sys_len", total(f"_bleu_{prefix}sys_len"))
-            metrics.log_scalar(f"_bleu_{prefix}ref_len", total(f"_bleu_{prefix}ref_len"))
-
-            def compute(meters, prefix=prefix):
-                return xlt_metrics.bleu_from_stats(
-                    [float(meters[f"_bleu_{prefix}counts_{i}"].sum) for i in range(BLEU_ORDER)],
-                    [float(meters[f"_bleu_{prefix}totals_{i}"].sum) for i in range(BLEU_ORDER)],
-                    float(meters[f"_bleu_{prefix}sys_len"].sum),
-                    float(meters[f"_bleu_{prefix}ref_len"].sum),
-                )
-
-            metrics.log_derived(name, compute)
+        if self.sequence_generator is not None and self.has_task("translation"):
+            xlt_metrics.reduce_bleu(logging_outputs, self._bleu_keys())
 
     # ---- misc -----------------------------------------------------------------
 
