@@ -18,6 +18,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING, open_dict
 
+from .. import checkpoint_io
 from .. import metrics as xlt_metrics
 from ..data import corpora, task_names
 from ..data.round_robin import MultilingualTaskDataset, MultitaskConcatDataset, RoundRobinMultitaskDataset
@@ -99,6 +100,7 @@ class XLTMultitaskConfig(FairseqDataclass):
     memory_efficient_fp16: bool = II("common.memory_efficient_fp16")
     amp: bool = II("common.amp")
     train_subset: str = II("dataset.train_subset")
+    save_dir: str = II("checkpoint.save_dir")
     valid_subset: str = II("dataset.valid_subset")
     ddp_backend: str = II("distributed_training.ddp_backend")
     distributed_world_size: int = II("distributed_training.distributed_world_size")
@@ -158,6 +160,9 @@ class XLTMultitaskTask(FairseqTask):
         # last so the embedding has XLM-R's 250,002 rows
         dictionary.add_symbol("<mask>")
         logger.info(f"dictionary: {len(dictionary)} types")
+        if getattr(cfg, "save_dir", None):
+            # atomic checkpoint copies and no partial files in this run's folder (checkpoint_io.py)
+            checkpoint_io.protect(cfg.save_dir)
         return cls(cfg, dictionary, CorporaView.read(cfg))
 
     # ---- what the data holds -------------------------------------------------
