@@ -28,12 +28,13 @@ def _no_data_loaded(monkeypatch):
         (["--best-checkpoint-metric", "ner_loss", "--maximize-best-checkpoint-metric"], "drop --maximize"),
         (["--best-checkpoint-metric", "bleu", "--maximize-best-checkpoint-metric", "--no-eval-bleu"], "no --no-eval"),
         (["--criterion", "cross_entropy"], "use --criterion xlt_multitask_adversarial"),
+        (["--arch", "roberta_base"], "not an architecture of xlt_model"),
     ],
 )
 def test_option_mistakes_are_refused_before_data_is_loaded(tiny_data, tmp_path, monkeypatch, extra, message):
     args = train_args(tiny_data["data"], str(tmp_path / "ckpt"), max_update=2)
-    if extra[0] == "--criterion":
-        args[args.index("--criterion") + 1] = extra[1]
+    if extra[0] in ("--criterion", "--arch"):
+        args[args.index(extra[0]) + 1] = extra[1]
         extra = []
     else:
         i = args.index("--sentiment-langs")

@@ -28,6 +28,7 @@ from ..training_policy import NonFiniteLossError, TrainingPolicy, check_alternat
 logger = logging.getLogger(__name__)
 
 CRITERION = "xlt_multitask_adversarial"
+MODEL = "xlt_model"
 
 
 def metric_suffix(key: str) -> str:
@@ -273,6 +274,15 @@ class XLTMultitaskTask(FairseqTask):
     # ---- model ---------------------------------------------------------------
 
     def build_model(self, cfg, from_checkpoint=False):
+        from fairseq.models import ARCH_MODEL_NAME_REGISTRY, MODEL_REGISTRY
+
+        arch = getattr(cfg, "_name", None)
+        if arch not in MODEL_REGISTRY and ARCH_MODEL_NAME_REGISTRY.get(arch) != MODEL:
+            archs = sorted(a for a, m in ARCH_MODEL_NAME_REGISTRY.items() if m == MODEL)
+            raise ValueError(
+                f"--arch {arch} is not an architecture of {MODEL}, the one model --task xlt_multitask trains: "
+                f"use one of {', '.join(archs)}"
+            )
         if self.cfg.bf16_autocast and not from_checkpoint:
             self._check_bf16()
         # The head sizes are stored in the model config, so that a checkpoint can
