@@ -40,7 +40,7 @@ _PATH_KEYS = {
     "common": {"user_dir": None, "tensorboard_logdir": None, "wandb_project": None, "azureml_logging": False},
     "checkpoint": {"save_dir": "checkpoints", "restore_file": "checkpoint_last.pt", "finetune_from_model": None},
     "model": {"pretrained_encoder": None},
-    "task": {"data": "."},
+    "task": {"data": ".", "save_dir": ""},
 }
 
 
@@ -64,8 +64,22 @@ def read_info(model_dir: str) -> dict:
     return info
 
 
-def _scrub_cfg(cfg: dict) -> dict:
+def _scrub_cfg(cfg: dict, roots=()) -> dict:
+    """The config without the training machine's folders: known keys get their defaults,
+    any other value inside one of ``roots`` (data root, save dir, encoder dir) becomes "" (falsy, valid in a str field).
+    """
     cfg = copy.deepcopy(cfg)
+    roots = tuple(os.path.abspath(r) for r in roots if r)
+
+    def walk(node):
+        for key, value in list(node.items()):
+            if isinstance(value, dict):
+                walk(value)
+            elif isinstance(value, str) and os.path.isabs(value):
+                if any(value == r or value.startswith(r + os.sep) for r in roots):
+                    node[key] = ""
+
+    walk(cfg)
     for group, values in _PATH_KEYS.items():
         if isinstance(cfg.get(group), dict):
             for key, value in values.items():
@@ -112,7 +126,8 @@ def export_model(
     hub = load_hub(checkpoint, data=data, encoder_dir=encoder_dir, device="cpu")
     task, model = hub.task, hub.model
     state_cfg = OmegaConf.to_container(hub.cfg, resolve=True, enum_to_str=True)
-    cfg = _scrub_cfg(state_cfg)
+    roots = (state_cfg["task"].get("data"), state_cfg["checkpoint"].get("save_dir"), hub.encoder.encoder_dir)
+    cfg = _scrub_cfg(state_cfg, roots + (state_cfg["model"].get("pretrained_encoder"),))
     weights = {}
     for key, value in model.state_dict().items():
         value = value.detach().cpu()
