@@ -104,6 +104,14 @@ def test_checkpoint_without_its_data_root_names_the_way_out(trained_model):
     # with the moved data root given, the encoder directory recorded in it is missing
     with pytest.raises(HubError, match="encoder directory .* is not there"):
         XLTModel.from_pretrained(trained_model["checkpoint"], data_name_or_path=trained_model["data"], device="cpu")
+    # a data root with only its dictionary: not the preprocessing advice of training time
+    bare = os.path.join(trained_model["tmp"], "bare-root")
+    os.makedirs(bare, exist_ok=True)
+    shutil.copy(os.path.join(trained_model["data"], "dict.txt"), bare)
+    with pytest.raises(
+        HubError, match=r"the data root .*bare-root lacks the corpus folders .*bare-root/ner/aa is missing.*xlt-export"
+    ):
+        XLTModel.from_pretrained(trained_model["checkpoint"], data_name_or_path=bare, device="cpu")
     ok = XLTModel.from_pretrained(
         trained_model["checkpoint"],
         data_name_or_path=trained_model["data"],

@@ -96,7 +96,16 @@ def load_hub(
             "data_name_or_path=...) or load a model folder written by xlt-export, which needs no training folders"
         )
     cfg_at_start = copy.deepcopy(state["cfg"].model)
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([ck], state=state)
+    try:
+        models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([ck], state=state)
+    except FileNotFoundError as e:
+        # e.g. a data root holding only dict.txt: the corpora's label sets and languages are missing
+        missing = str(e).split(": ")[0]
+        raise HubError(
+            f"{ck}: the data root {root} lacks the corpus folders (labels, languages) the model was trained with "
+            f"({missing} is missing); export the checkpoint where its data root is complete (xlt-export) and "
+            "load the model folder instead"
+        ) from None
     if encoder_dir is None:
         encoder_dir = _encoder_dir_of(task, ck)
     try:
