@@ -89,7 +89,7 @@ def tiny_grid(tmp_path_factory):
 
 
 def _flags(run, corpora):
-    return grid.list_to_flags(run.train_flags("DATA", "SAVE", "USER", corpora)[1:])
+    return run.train_command("DATA", "SAVE", corpora).flags
 
 
 def test_systems_map_to_flags():
