@@ -1,7 +1,10 @@
+# This source code is licensed under the MIT license found in the
+# LICENSE file in the root directory of this source tree.
 import json
 import logging
 import os
 import sys
+import tempfile
 
 import pytest
 
@@ -28,7 +31,8 @@ def tiny_data(tmp_path_factory):
 
 
 class JsonLogCapture(logging.Handler):
-    """Collects fairseq's --log-format json records by progress-bar tag."""
+    """Collects fairseq's --log-format json records by progress-bar tag, for programs without a --log-file
+    (fairseq-validate) and for every rank of a distributed run."""
 
     def __init__(self):
         super().__init__(level=logging.INFO)
@@ -43,72 +47,41 @@ class JsonLogCapture(logging.Handler):
 
 
 def run_train(args):
-    """Runs fairseq-train in-process through the real argument parser; returns the JSON log."""
+    """Runs fairseq-train in-process through the real argument parser; returns its JSON records by tag
+    (``train_inner``, ``train``, ``valid``), read from its ``--log-file`` by the runner's own reader."""
     from fairseq import checkpoint_utils, options
     from fairseq_cli import train
+
+    from xlt_fairseq.experiments.train_records import read_training_log
 
     # fairseq keeps the best validation score in a function attribute: reset it
     # so that in-process runs do not see each other's
     if hasattr(checkpoint_utils.save_checkpoint, "best"):
         del checkpoint_utils.save_checkpoint.best
-    capture = JsonLogCapture()
+    fd, log_file = tempfile.mkstemp(prefix="train_log.", suffix=".jsonl")
+    os.close(fd)
+    # fairseq adds a file handler for --log-file to these loggers and never removes it: a later in-process
+    # run would write into this run's file
+    loggers = [logging.getLogger("fairseq.logging.progress_bar"), logging.getLogger("fairseq_cli.train")]
+    before = [list(lg.handlers) for lg in loggers]
     root = logging.getLogger()
-    root.addHandler(capture)
     old_level = root.level
     root.setLevel(logging.INFO)
     try:
         parser = options.get_training_parser()
-        train.main(options.parse_args_and_arch(parser, args))
+        train.main(options.parse_args_and_arch(parser, [*args, "--log-file", log_file]))
+        return read_training_log(log_file)
     finally:
-        root.removeHandler(capture)
+        for lg, old in zip(loggers, before):
+            for handler in [h for h in lg.handlers if h not in old]:
+                lg.removeHandler(handler)
+                handler.close()
         root.setLevel(old_level)
-    return capture.records
+        os.remove(log_file)
 
 
 def train_args(data, save_dir, *extra, max_update=60):
-    return [
-        data,
-        "--user-dir",
-        USER_DIR,
-        "--task",
-        "xlt_multitask",
-        "--ner-langs",
-        "aa,bb",
-        "--sentiment-langs",
-        "aa,bb",
-        "--mlm-langs",
-        "aa,bb",
-        "--translation-pairs",
-        "aa-bb",
-        "--arch",
-        "xlt_tiny",
-        "--criterion",
-        "xlt_multitask_adversarial",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "0.003",
-        "--lr-scheduler",
-        "inverse_sqrt",
-        "--warmup-updates",
-        "30",
-        "--batch-size",
-        "16",
-        "--max-update",
-        str(max_update),
-        "--save-dir",
-        save_dir,
-        "--log-format",
-        "json",
-        "--log-interval",
-        "10",
-        "--tokens-per-sample",
-        "32",
-        "--seed",
-        "1",
-        "--cpu",
-        "--num-workers",
-        "0",
-        "--no-epoch-checkpoints",
-        *extra,
-    ]
+    """fairseq-train arguments of the tiny recipe on every task of the generated data (``extra`` last)."""
+    from xlt_fairseq.experiments.command import synthetic_command
+
+    return synthetic_command(data, save_dir, max_update, log_interval=10).argv() + list(extra)
