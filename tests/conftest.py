@@ -4,7 +4,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 
 import pytest
 
@@ -49,35 +48,9 @@ class JsonLogCapture(logging.Handler):
 def run_train(args):
     """Runs fairseq-train in-process through the real argument parser; returns its JSON records by tag
     (``train_inner``, ``train``, ``valid``), read from its ``--log-file`` by the runner's own reader."""
-    from fairseq import checkpoint_utils, options
-    from fairseq_cli import train
+    from xlt_fairseq.experiments.train_records import train_in_process
 
-    from xlt_fairseq.experiments.train_records import read_training_log
-
-    # fairseq keeps the best validation score in a function attribute: reset it
-    # so that in-process runs do not see each other's
-    if hasattr(checkpoint_utils.save_checkpoint, "best"):
-        del checkpoint_utils.save_checkpoint.best
-    fd, log_file = tempfile.mkstemp(prefix="train_log.", suffix=".jsonl")
-    os.close(fd)
-    # fairseq adds a file handler for --log-file to these loggers and never removes it: a later in-process
-    # run would write into this run's file
-    loggers = [logging.getLogger("fairseq.logging.progress_bar"), logging.getLogger("fairseq_cli.train")]
-    before = [list(lg.handlers) for lg in loggers]
-    root = logging.getLogger()
-    old_level = root.level
-    root.setLevel(logging.INFO)
-    try:
-        parser = options.get_training_parser()
-        train.main(options.parse_args_and_arch(parser, [*args, "--log-file", log_file]))
-        return read_training_log(log_file)
-    finally:
-        for lg, old in zip(loggers, before):
-            for handler in [h for h in lg.handlers if h not in old]:
-                lg.removeHandler(handler)
-                handler.close()
-        root.setLevel(old_level)
-        os.remove(log_file)
+    return train_in_process(args)
 
 
 def train_args(data, save_dir, *extra, max_update=60):

@@ -196,8 +196,8 @@ def _load_train_flags(data, path, here) -> "OrderedDict[str, Optional[str]]":
     line = line_of(data, "train")
     if not isinstance(train, dict):
         raise ConfigError(path, line, "train must map fairseq-train flags to values")
+    refuse_runner_flags(train, path, "train")
     flags = flags_from_mapping(train, path, "train", line)
-    refuse_runner_flags(flags, path, line, "train")
     if "arch" not in flags:
         raise ConfigError(path, line, "train needs an arch (e.g. xlt_tiny, xlt_xlmr_base)")
     for name in PATH_FLAGS & set(flags):

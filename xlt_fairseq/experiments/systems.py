@@ -58,11 +58,15 @@ _SYSTEM_KEYS = {"name", "title", "tables", "row", "train_languages", "fairseq", 
 _FAIRSEQ_GROUPS = {"task", "model", "criterion", "optimization", "optimizer", "lr_scheduler", "dataset", "checkpoint"}
 
 
-def refuse_runner_flags(flags, path, line, what):
-    """Settings the runner decides itself (corpora, outputs, selection) or that would delete checkpoints."""
-    taken = sorted(set(flags) & (RUNNER_FLAGS | FORBIDDEN_FLAGS))
-    if taken:
-        raise ConfigError(path, line, f"{what} sets {', '.join(taken)}, which the runner decides (docs/experiments.md)")
+def refuse_runner_flags(settings, path, what):
+    """Refuses settings the runner decides itself (corpora, outputs, selection) or that would delete
+    checkpoints, at the line of the first one."""
+    for key in settings:
+        name = str(key).lstrip("-").replace("_", "-")
+        if name in RUNNER_FLAGS | FORBIDDEN_FLAGS:
+            raise ConfigError(
+                path, line_of(settings, key), f"{what} sets {name}, which the runner decides (docs/experiments.md)"
+            )
 
 
 @dataclass
@@ -126,7 +130,8 @@ def load_system(name_or_path: str, systems_dir: str) -> System:
         line = line_of(groups, group)
         if not isinstance(values, dict):
             raise ConfigError(path, line, f"fairseq.{group} must be a mapping of settings")
-        refuse_runner_flags(flags_from_mapping(values, path, f"fairseq.{group}", line), path, line, f"fairseq.{group}")
+        flags_from_mapping(values, path, f"fairseq.{group}", line)  # refuses what is not a flag value
+        refuse_runner_flags(values, path, f"fairseq.{group}")
     system = System(
         name=name,
         title=str(data.get("title") or ROW_TITLES.get(row, name)),

@@ -210,6 +210,39 @@ def run_training(
                 return rc
 
 
+def train_in_process(argv: List[str]) -> Dict[str, List[dict]]:
+    """Runs ``fairseq-train``'s ``main`` in this process through its real argument parser and returns the
+    training's records by tag (:func:`read_training_log` of a temporary ``--log-file``). For tests and
+    benchmarks; ``argv`` must ask for ``--log-format json``."""
+    import tempfile
+
+    from fairseq import checkpoint_utils, options
+    from fairseq_cli import train
+
+    # fairseq keeps the best validation score in a function attribute: runs in one process would share it
+    if hasattr(checkpoint_utils.save_checkpoint, "best"):
+        del checkpoint_utils.save_checkpoint.best
+    fd, log_file = tempfile.mkstemp(prefix="train_log.", suffix=".jsonl")
+    os.close(fd)
+    # fairseq adds a handler for --log-file to these loggers and never removes it: a later run in this process
+    # would write into this run's file
+    loggers = [logging.getLogger("fairseq.logging.progress_bar"), logging.getLogger("fairseq_cli.train")]
+    before = [list(lg.handlers) for lg in loggers]
+    root = logging.getLogger()
+    old_level = root.level
+    root.setLevel(logging.INFO)  # the progress records are INFO messages
+    try:
+        train.main(options.parse_args_and_arch(options.get_training_parser(), [*argv, "--log-file", log_file]))
+        return read_training_log(log_file)
+    finally:
+        for lg, old in zip(loggers, before):
+            for handler in [h for h in lg.handlers if h not in old]:
+                lg.removeHandler(handler)
+                handler.close()
+        root.setLevel(old_level)
+        os.remove(log_file)
+
+
 def console_tail(path: str, lines: int = 25) -> str:
     """The last ``lines`` lines of a console log (for an error message)."""
     with open(path, encoding="utf-8", errors="replace") as f:
