@@ -24,7 +24,12 @@ USER_DIR = os.path.join(REPO, "xlt_fairseq")
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 sys.path.insert(0, REPO)
 
-from xlt_fairseq.experiments.command import flags_from_mapping, flags_to_list, train_command  # noqa: E402
+from xlt_fairseq.experiments.command import (  # noqa: E402
+    flags_from_mapping,
+    flags_to_list,
+    synthetic_preprocess_args,
+    train_command,
+)
 
 LANGS = ("aa", "bb")
 
@@ -135,19 +140,8 @@ def prepare(workdir, vocab_size=4000, quiet=True, **raw_args):
     texts = [p for (task, _, split), p in raw.items() if task == "mlm" and split == "train"]
     assert build_vocab.main(["--text", *texts, "--vocab-size", str(vocab_size), "--out", enc]) == 0
     data = os.path.join(workdir, "data-bin")
-    for lang in LANGS:
-        for task in ("ner", "sentiment", "mlm"):
-            args = [task, "--lang", lang, "--encoder-dir", enc, "--destdir", data]
-            for split in ("train", "valid") + (("test",) if task != "mlm" else ()):
-                args += [f"--{split}", raw[(task, lang, split)]]
-            if task == "mlm":
-                args += ["--tokens-per-sample", "64"]
-            assert preprocess.main(args) == 0, args
-    mt = {s: raw[("translation", "aa-bb", s)] for s in ("train", "valid", "test")}
-    args = ["translation", "--src-lang", "aa", "--tgt-lang", "bb", "--encoder-dir", enc, "--destdir", data]
-    for split, prefix in mt.items():
-        args += [f"--{split}", prefix]
-    assert preprocess.main(args) == 0
+    for args in synthetic_preprocess_args(raw, enc, data, mlm_tokens_per_sample=64):
+        assert preprocess.main(args) == 0, args
 
     # fairseq's own tasks: the same dictionary (and, for translation, the same
     # binarised files under fairseq's names), so token ids are identical

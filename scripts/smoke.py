@@ -17,7 +17,7 @@ import sys
 import time
 
 from xlt_fairseq.data.synthetic import LANGS, write_raw_data
-from xlt_fairseq.experiments.command import generate_command, synthetic_command
+from xlt_fairseq.experiments.command import generate_command, synthetic_command, synthetic_preprocess_args
 from xlt_fairseq.experiments.train_records import TRAIN_INNER, console_tail, read_training_log, run_training
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -72,43 +72,8 @@ def main(argv=None):
             enc,
         ]
     )
-    for lang in LANGS:
-        for task in ("ner", "sentiment", "mlm"):
-            cmd = [
-                py,
-                os.path.join(HERE, "preprocess.py"),
-                task,
-                "--lang",
-                lang,
-                "--encoder-dir",
-                enc,
-                "--destdir",
-                data,
-            ]
-            for split in ("train", "valid", "test") if task != "mlm" else ("train", "valid"):
-                cmd += [f"--{split}", raw[(task, lang, split)]]
-            run(cmd)
-    run(
-        [
-            py,
-            os.path.join(HERE, "preprocess.py"),
-            "translation",
-            "--src-lang",
-            "aa",
-            "--tgt-lang",
-            "bb",
-            "--encoder-dir",
-            enc,
-            "--destdir",
-            data,
-            "--train",
-            mt["train"],
-            "--valid",
-            mt["valid"],
-            "--test",
-            mt["test"],
-        ]
-    )
+    for args_ in synthetic_preprocess_args(raw, enc, data):
+        run([py, os.path.join(HERE, "preprocess.py"), *args_])
     train = synthetic_command(
         data,
         ckpt,

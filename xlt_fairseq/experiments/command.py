@@ -246,6 +246,29 @@ def synthetic_command(data: str, save_dir: str, max_update: int, **settings) -> 
     )
 
 
+def synthetic_preprocess_args(raw, encoder_dir: str, destdir: str, mlm_tokens_per_sample=None) -> List[List[str]]:
+    """``scripts/preprocess.py`` arguments for every corpus of generated data (``raw``: the paths of
+    :func:`xlt_fairseq.data.synthetic.write_raw_data`, keyed (task, language or pair, split))."""
+    from ..data.synthetic import LANGS
+
+    out = []
+    for lang in LANGS:
+        for task in ("ner", "sentiment", "mlm"):
+            args = [task, "--lang", lang, "--encoder-dir", encoder_dir, "--destdir", destdir]
+            for split in ("train", "valid") + (("test",) if task != "mlm" else ()):
+                args += [f"--{split}", raw[(task, lang, split)]]
+            if task == "mlm" and mlm_tokens_per_sample:
+                args += ["--tokens-per-sample", str(mlm_tokens_per_sample)]
+            out.append(args)
+    pair = f"{LANGS[0]}-{LANGS[1]}"
+    args = ["translation", "--src-lang", LANGS[0], "--tgt-lang", LANGS[1], "--encoder-dir", encoder_dir]
+    args += ["--destdir", destdir]
+    for split in ("train", "valid", "test"):
+        args += [f"--{split}", raw[("translation", pair, split)]]
+    out.append(args)
+    return out
+
+
 def generate_command(
     data: str, checkpoint: str, source_lang: str, target_lang: str, subset: str = "test", **settings
 ) -> List[str]:

@@ -24,8 +24,8 @@ logger = logging.getLogger(__name__)
 class DataManager:
     """Prepares (once) the data root of each data variant of the grid."""
 
-    def __init__(self, exp: Experiment, out: str, progress: bool = False):
-        self.exp, self.out, self.progress = exp, out, progress
+    def __init__(self, exp: Experiment, out: str):
+        self.exp, self.out = exp, out
         self.data_dir = os.path.join(out, "data")
         self._base = None
         self._specs = {}

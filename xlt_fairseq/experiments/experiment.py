@@ -84,9 +84,6 @@ class MainTask:
     def keys(self) -> List[str]:
         return list(self.tiers)
 
-    def keys_in(self, *tiers) -> List[str]:
-        return [k for k, t in self.tiers.items() if t in tiers]
-
     def dev_metric(self, key: str) -> str:
         """The validation log's name of the dev metric of corpus ``key``."""
         suffix = key.replace("-", "_") if self.name == "translation" else key
@@ -232,7 +229,9 @@ def load_experiment(path) -> Experiment:
         or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
     ):
         raise ConfigError(path, line_of(data, "seeds"), "seeds must be a non-empty list of integers")
-    selection = as_list(data.get("selection", ["target-dev"]), path, line_of(data, "selection"), "selection", ConfigError)
+    selection = as_list(
+        data.get("selection", ["target-dev"]), path, line_of(data, "selection"), "selection", ConfigError
+    )
     for rule in selection:
         if rule not in SELECTION_RULES:
             raise ConfigError(

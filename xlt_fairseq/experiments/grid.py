@@ -199,7 +199,9 @@ def expand_grid(exp: Experiment) -> List[RunSpec]:
     for entry in exp.systems:
         unknown = sorted(set(entry.languages or []) - {k for t in exp.tasks for k in t.keys})
         if unknown:
-            raise ConfigError(exp.path, None, f"system {entry.system.name}: {unknown} are not languages of any main task")
+            raise ConfigError(
+                exp.path, None, f"system {entry.system.name}: {unknown} are not languages of any main task"
+            )
     runs = []
     for scenario in exp.scenarios:
         for task in exp.tasks:

@@ -210,7 +210,8 @@ class Runner:
         start = time.time()
         try:
             stamp = datetime.datetime.now().isoformat(timespec="seconds")
-            rc = run_training(argv, cmd.log_file, console, env=env, header=f"\n# {stamp} {run.run_id}: {' '.join(argv)}")
+            header = f"\n# {stamp} {run.run_id}: {' '.join(argv)}"
+            rc = run_training(argv, cmd.log_file, console, env=env, header=header)
         finally:
             with open(os.path.join(tdir, "train_attempts.jsonl"), "a", encoding="utf-8") as f:
                 f.write(json.dumps({"seconds": round(time.time() - start, 2)}) + "\n")

@@ -148,5 +148,7 @@ def load_system(name_or_path: str, systems_dir: str) -> System:
     if system.adversarial and lam <= 0:
         raise ConfigError(path, line, f"row {row} is adversarial but model.grl_lambda is {lam}")
     if not system.adversarial and "grl_lambda" in groups.get("model", {}) and lam != 0:
-        raise ConfigError(path, line, f"row {row} has no adversarial gradient but model.grl_lambda is {lam}; set it to 0")
+        raise ConfigError(
+            path, line, f"row {row} has no adversarial gradient but model.grl_lambda is {lam}; set it to 0"
+        )
     return system
