@@ -82,7 +82,7 @@ def main(argv=None):
         best_checkpoint_metric="ner_f1",
         maximize_best_checkpoint_metric=True,
         log_interval=50,
-        log_file=os.path.join(out, "train_log.jsonl"),
+        log_file=os.path.join(out, "train_records.log"),
     )
     if os.path.exists(train.log_file):
         os.remove(train.log_file)  # this run's records only

@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 TRAIN_DONE = "train_done.json"
 SELECTION = "selection.json"
 FEATURES = "features.npz"
-TRAIN_LOG = "train_log.jsonl"  # fairseq's --log-file: the training's JSON records
+TRAIN_LOG = "train_records.log"  # fairseq's --log-file: the training's JSON records
 
 
 class RunFailed(RuntimeError):
