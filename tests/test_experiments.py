@@ -97,7 +97,7 @@ def test_systems_map_to_flags():
     corpora = {"ner": ["aa", "bb"], "sentiment": ["aa", "bb"], "mlm": ["aa", "bb"], "translation": ["aa-bb"]}
     expected = {
         # system: (tasks on, grl lambda, adversarial weight, main-task corpora, zero-shot corpora)
-        "monolingual": ({"ner-langs"}, "0.0", "0", "bb", []),
+        "monolingual": ({"ner-langs"}, "0.0", "1", "bb", []),  # one language: the task turns the branch off
         "multilingual": ({"ner-langs"}, "0.0", "1.0", "aa,bb", []),
         "cross_lingual": ({"ner-langs"}, "0.0", "1.0", "aa,bb", ["bb"]),
         "adversarial": ({"ner-langs"}, "0.01", "1.0", "aa,bb", []),

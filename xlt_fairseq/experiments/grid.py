@@ -142,7 +142,8 @@ class RunSpec:
         tagging task such as ``pos`` under its own name). The main task lists
         :attr:`eval_keys` (corpora without a training split are validated, not trained
         on); auxiliary tasks list every corpus of theirs. ``log_file``: fairseq's
-        ``--log-file``, where the runner reads the validations from."""
+        ``--log-file``, where the runner reads the validations from. A run over one language
+        needs no rule here: the task turns its adversarial branch off (with a warning)."""
         main = self.task.name
         selected = {t: list(keys) for t, keys in corpora.items() if t != main and keys}
         selected[main] = self.eval_keys
@@ -158,9 +159,6 @@ class RunSpec:
         if tagging:
             flags["tagging-tasks"] = tagging
         flags.update(flags_from_mapping(self.system.settings(), self.system.path, "fairseq"))
-        if len(self._languages(flags)) < 2:
-            # a discriminator over one language has nothing to learn (and the criterion refuses it)
-            flags["adversarial-weight"] = "0"
         if "validate-interval-updates" in flags:
             v = flags["validate-interval-updates"]
             if flags.setdefault("save-interval-updates", v) != v:
@@ -180,16 +178,6 @@ class RunSpec:
         if log_file:
             flags["log-file"] = log_file
         return TrainCommand(data_root, flags)
-
-    @staticmethod
-    def _languages(flags) -> set:
-        langs = set()
-        for name in ("ner-langs", "sentiment-langs", "mlm-langs"):
-            langs.update(v for v in (flags.get(name) or "").split(",") if v)
-        for pair in (flags.get("translation-pairs") or "").split(","):
-            if pair:
-                langs.add(pair.split("-")[0])
-        return langs
 
 
 def expand_grid(exp: Experiment) -> List[RunSpec]:
