@@ -151,17 +151,16 @@ def checkpoint_saves(save_dir: str) -> Dict[int, str]:
             rank[name] = 1
         elif name == "checkpoint_last.pt":
             rank[name] = 2
-    saves: Dict[int, Tuple[int, str]] = {}
-    for name in sorted(rank, key=lambda n: (rank[n], n)):
+    saves: Dict[int, str] = {}
+    for name in sorted(rank, key=lambda n: (rank[n], n)):  # the file that keeps an update first
         path = os.path.join(save_dir, name)
         try:
             updates = checkpoint_updates(path)
         except Exception as e:  # a file cut short by a crash cannot be selected anyway
             logger.warning(f"{path}: not readable as a checkpoint ({type(e).__name__}: {e}); left out")
             continue
-        if updates not in saves:
-            saves[updates] = (rank[name], path)
-    return OrderedDict((u, saves[u][1]) for u in sorted(saves))
+        saves.setdefault(updates, path)
+    return OrderedDict((u, saves[u]) for u in sorted(saves))
 
 
 def select_checkpoint(records: List[dict], saves: Dict[int, str], metric: str) -> Optional[dict]:
