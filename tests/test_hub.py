@@ -377,3 +377,18 @@ def test_pooled_features_read_the_data_root_through_the_data_layer(trained_model
         assert torch.allclose(torch.from_numpy(feats[6 + i]), alone, atol=1e-5)
         assert torch.allclose(torch.from_numpy(before[6 + i]), alone0, atol=1e-5)
     assert not np.allclose(feats, before)
+
+
+def test_bf16_weights_run_every_method(trained_model, hub):
+    """The half-precision path (what .half() on a GPU takes): masks, pooling, softmax and generation
+    cope with 16-bit weights; probabilities come back in fp32 (bf16 here: CPUs lack fp16 kernels)."""
+    from xlt_fairseq.models.xlt_model import XLTModel
+
+    low = XLTModel.from_pretrained(trained_model["model"], device="cpu").to(torch.bfloat16)
+    texts = trained_model["texts"]
+    assert low.logits(texts[0], "ner").dtype == torch.bfloat16
+    assert torch.allclose(low.logits(texts[0], "ner").float(), hub.logits(texts[0], "ner"), atol=0.1)
+    probs = low.tag_probs([t.split() for t in texts])
+    assert all(p.dtype == torch.float32 and torch.allclose(p.sum(-1), torch.ones(len(p))) for p in probs)
+    assert torch.allclose(low.class_probs(texts), hub.class_probs(texts), atol=0.05)
+    assert len(low.translate(texts, beam=2)) == len(texts)
