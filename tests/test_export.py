@@ -118,3 +118,30 @@ def test_a_wrong_mapping_is_caught_before_anything_is_written(trained_model, tmp
     with pytest.raises(hf.HFExportError, match="logits differ"):
         hf.export_hf(trained_model["model"], "ner", str(tmp_path / "out"))
     assert os.listdir(tmp_path) == []
+
+
+def test_other_head_layouts_export_exactly(tmp_path):
+    """A feature extractor narrower than the encoder (a plain projection, no residual) and
+    sentence classification from <s> (--sentence-pooling first): the export checks its own
+    logits against the plugin's (1e-4) in a padded batch."""
+    from tests.conftest import USER_DIR, run_train
+    from tests.utils import prepare_all
+    from xlt_fairseq.export import export_model
+    from xlt_fairseq.exporters import hf
+
+    enc, data, raw = prepare_all(str(tmp_path / "train"))
+    ck = str(tmp_path / "ck")
+    args = [data, "--user-dir", USER_DIR, "--task", "xlt_multitask", "--ner-langs", "aa", "--sentiment-langs", "aa"]
+    args += ["--arch", "xlt_tiny", "--criterion", "xlt_multitask_adversarial", "--optimizer", "adam", "--lr", "0.003"]
+    args += ["--batch-size", "8", "--max-update", "8", "--save-dir", ck, "--cpu", "--num-workers", "0"]
+    args += ["--feature-extractor-dim", "48", "--sentence-pooling", "first", "--disable-validation"]
+    args += ["--adversarial-weight", "0", "--no-epoch-checkpoints"]
+    run_train(args)
+    model = str(tmp_path / "model")
+    export_model(os.path.join(ck, "checkpoint_last.pt"), model)
+    for task, architecture in (("ner", "XLTForTokenClassification"), ("sentiment", "XLTForSequenceClassification")):
+        out = hf.export_hf(model, task, str(tmp_path / f"hf-{task}"))
+        assert out["architecture"] == architecture and out["max_abs_logit_diff"] <= 1e-4
+        config = json.load(open(tmp_path / f"hf-{task}" / "config.json"))
+        assert config["feature_extractor_dim"] == 48 and config["feature_extractor_residual"] is False
+        assert task == "ner" or config["sentence_pooling"] == "first"
