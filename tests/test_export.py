@@ -120,10 +120,16 @@ def test_a_wrong_mapping_is_caught_before_anything_is_written(trained_model, tmp
     assert os.listdir(tmp_path) == []
 
 
-def test_other_head_layouts_export_exactly(tmp_path):
-    """A feature extractor narrower than the encoder (a plain projection, no residual) and
-    sentence classification from <s> (--sentence-pooling first): the export checks its own
-    logits against the plugin's (1e-4) in a padded batch."""
+NARROW = ["--feature-extractor-dim", "48", "--sentence-pooling", "first"]
+SOFT = ["--sharing", "soft", "--freeze-layers", "1"]
+
+
+@pytest.mark.parametrize("variant", [NARROW, SOFT], ids=["narrow-first", "soft-sharing"])
+def test_other_head_layouts_export_exactly(tmp_path, variant):
+    """A feature extractor narrower than the encoder (a plain projection, no residual) with
+    sentence classification from <s> (--sentence-pooling first), and soft parameter sharing
+    (sentiment has its own upper layers): the export checks its own logits against the
+    plugin's (1e-4) in a padded batch."""
     from tests.conftest import USER_DIR, run_train
     from tests.utils import prepare_all
     from xlt_fairseq.export import export_model
@@ -134,14 +140,25 @@ def test_other_head_layouts_export_exactly(tmp_path):
     args = [data, "--user-dir", USER_DIR, "--task", "xlt_multitask", "--ner-langs", "aa", "--sentiment-langs", "aa"]
     args += ["--arch", "xlt_tiny", "--criterion", "xlt_multitask_adversarial", "--optimizer", "adam", "--lr", "0.003"]
     args += ["--batch-size", "8", "--max-update", "8", "--save-dir", ck, "--cpu", "--num-workers", "0"]
-    args += ["--feature-extractor-dim", "48", "--sentence-pooling", "first", "--disable-validation"]
+    args += variant + ["--disable-validation"]
     args += ["--adversarial-weight", "0", "--no-epoch-checkpoints"]
     run_train(args)
     model = str(tmp_path / "model")
     export_model(os.path.join(ck, "checkpoint_last.pt"), model)
+    weights = {}
     for task, architecture in (("ner", "XLTForTokenClassification"), ("sentiment", "XLTForSequenceClassification")):
         out = hf.export_hf(model, task, str(tmp_path / f"hf-{task}"))
         assert out["architecture"] == architecture and out["max_abs_logit_diff"] <= 1e-4
         config = json.load(open(tmp_path / f"hf-{task}" / "config.json"))
-        assert config["feature_extractor_dim"] == 48 and config["feature_extractor_residual"] is False
-        assert task == "ner" or config["sentence_pooling"] == "first"
+        if variant == SOFT:
+            from safetensors.torch import load_file
+
+            key = "roberta.encoder.layer.1.attention.self.query.weight"  # above the frozen layer: per task
+            weights[task] = load_file(str(tmp_path / f"hf-{task}" / "model.safetensors"))
+            if task == "sentiment":
+                assert not torch.equal(weights["ner"][key], weights["sentiment"][key])
+                layer0 = key.replace("layer.1", "layer.0")
+                assert torch.equal(weights["ner"][layer0], weights["sentiment"][layer0])
+        if variant == NARROW:
+            assert config["feature_extractor_dim"] == 48 and config["feature_extractor_residual"] is False
+            assert task == "ner" or config["sentence_pooling"] == "first"
