@@ -150,47 +150,6 @@ def test_resumed_run_reproduces_the_uninterrupted_one(tiny_data, tmp_path):
             assert float(b[step][key]) == pytest.approx(float(a[step][key]), abs=1e-3), (step, key)
 
 
-def test_example_script_and_hydra_config_run_as_written(tiny_data, tmp_path):
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    out = subprocess.run(
-        [
-            "bash",
-            os.path.join(REPO, "examples", "train_tiny.sh"),
-            tiny_data["data"],
-            str(tmp_path / "sh"),
-            "--max-update",
-            "20",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "Translated 37 sentences" in out.stdout + out.stderr
-    out = subprocess.run(
-        [
-            os.path.join(os.path.dirname(sys.executable), "fairseq-hydra-train"),
-            "--config-dir",
-            os.path.join(REPO, "examples", "config"),
-            "--config-name",
-            "xlt_tiny",
-            f"task.data={tiny_data['data']}",
-            f"common.user_dir={USER_DIR}",
-            f"checkpoint.save_dir={tmp_path / 'hydra'}",
-            "optimization.max_update=20",
-            f"hydra.run.dir={tmp_path / 'hydra-run'}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert os.path.exists(tmp_path / "hydra" / "checkpoint_last.pt")
-    assert '"valid_ner_f1"' in out.stdout + out.stderr
-
-
 def test_interactive_translates_raw_text(trained, tiny_data):
     raw = open(tiny_data["raw"][("translation", "aa-bb", "test")] + ".aa", encoding="utf-8").read().splitlines()[:5]
     out = subprocess.run(

@@ -39,4 +39,3 @@ def main(argv=None):
         return 1
     print(json.dumps({"out": args.out, "notes": summary["notes"], "xlt_flags": " ".join(summary["xlt_flags"])}))
     return 0
-

@@ -40,4 +40,3 @@ def main(argv=None):
     for name, path in written.items():
         print(f"{name}\t{path}")
     return 0
-

@@ -59,4 +59,3 @@ def main(argv=None):
         return 1
     print(json.dumps({"out": args.out, **summary}))
     return 0
-

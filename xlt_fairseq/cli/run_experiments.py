@@ -51,4 +51,3 @@ def main(argv=None):
         return 1
     print(json.dumps({"out": runner.out, "results": runner.results, **counts}))
     return 0
-
