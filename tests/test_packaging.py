@@ -208,3 +208,29 @@ def test_make_install_leaves_no_torchaudio_and_installs_every_extra():
     fairseq = [lines[i] for i in pip_installs if "fairseq-fixed" in lines[i]]
     assert len(fairseq) == 1 and "--no-build-isolation" in fairseq[0]
     assert lines.index(fairseq[0]) > next(i for i in pip_installs if "torch==" in lines[i])
+
+
+def _github_anchor(heading):
+    """The anchor GitHub gives a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+@pytest.mark.parametrize("page", ["README.md", "examples/README.md"])
+def test_readme_images_and_links_resolve_and_name_the_real_console_scripts(page):
+    path = os.path.join(REPO, page)
+    text = open(path, encoding="utf-8").read()
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text)
+    for target in images:
+        assert os.path.isfile(os.path.join(os.path.dirname(path), target)), f"{page}: image {target} is missing"
+    for target in re.findall(r"(?<!!)\[[^\]]*\]\(([^)\s#:]+)(?:#[^)]*)?\)", text):
+        assert os.path.exists(os.path.join(os.path.dirname(path), target)), f"{page}: link {target} is broken"
+    anchors = {_github_anchor(h) for h in re.findall(r"^#+ (.*)$", text, re.M)}
+    for anchor in re.findall(r"\]\(#([^)]+)\)", text):
+        assert anchor in anchors, f"{page}: no section for #{anchor}"
+    named = set(re.findall(r"`(xlt-[a-z0-9-]+)", text))
+    assert named <= set(CONSOLE_SCRIPTS), f"{page} names tools that are not console scripts: {named - set(CONSOLE_SCRIPTS)}"
+    if page == "README.md":
+        first_screen = text[: text.index("\n## ")]
+        assert len(images) >= 2 and all(img in first_screen for img in images[:2])  # the architecture and a result
+        assert set(re.findall(r"`(xlt-[a-z0-9-]+)`", first_screen)) == set(CONSOLE_SCRIPTS)
