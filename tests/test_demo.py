@@ -33,13 +33,12 @@ def _readme_first_commands():
 
 
 def _make_recipe(command):
-    """What ``make TARGET`` runs here once the environment exists (``VENV`` = this
-    interpreter's environment), as argument lists: make's own dry run, not a reading
-    of the Makefile's text."""
+    """What ``make TARGET`` runs once the environment exists, with this interpreter as
+    its python (``PY``), as argument lists: make's own dry run, not a reading of the
+    Makefile's text."""
     target = shlex.split(command)[1]
-    venv = sys.prefix
     proc = subprocess.run(
-        ["make", "-n", "-C", REPO, f"VENV={venv}", "-o", f"{venv}/.installed", target],
+        ["make", "-n", "-C", REPO, f"PY={sys.executable}", "-o", ".venv/.installed", target],
         capture_output=True,
         text=True,
         timeout=60,
@@ -53,7 +52,7 @@ def _make_recipe(command):
 def test_readme_first_commands_are_the_demo_and_this_suite():
     assert _readme_first_commands()[:2] == ["make demo", "make test"]
     (demo,) = _make_recipe("make demo")
-    assert os.path.realpath(demo[0]) == os.path.realpath(os.path.join(sys.prefix, "bin", "python"))
+    assert demo[0] == sys.executable
     assert os.path.exists(os.path.join(REPO, demo[1]))  # the script test_demo_runs_at_reduced_size runs
     (suite,) = _make_recipe("make test")
     # `make test` collects this very test (and every other test file)
