@@ -39,6 +39,8 @@ from typing import Iterator, List, Set
 
 import torch
 
+from .checkpoint_io import explain_corrupt
+
 logger = logging.getLogger(__name__)
 
 TRUST_ENV = "XLT_TRUST_CHECKPOINTS"
@@ -198,6 +200,7 @@ def _wrap_fairseq_loader():
     @functools.wraps(original)
     def load_checkpoint_to_cpu(path, *args, **kwargs):
         with contextlib.ExitStack() as stack:
+            stack.enter_context(explain_corrupt(path))
             if is_trusted(path):
                 stack.enter_context(_trusted_load(path))
             stack.enter_context(_explained(path))
