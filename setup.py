@@ -65,6 +65,7 @@ setup(
         "omegaconf==2.3.0",  # fairseq-fixed's pins: dataclass configs, II(...) interpolation
         "hydra-core==1.3.2",  # fairseq-hydra-train configs (examples/config, the experiment runner)
         "sentencepiece>=0.1.99",
+        "protobuf>=3.20",  # sentencepiece_model_pb2: the importers and prune_vocab edit sentencepiece models
         "sacrebleu>=2.3",
         "seqeval>=1.2.2",
         "scikit-learn>=1.3",

@@ -122,7 +122,7 @@ def test_optional_dependencies_are_extras_and_direct_ones_are_declared(wheel):
     assert set(OPTIONAL) | {"pytest", "hypothesis"} <= extras["test"]  # the suite covers every extra
     # what the package imports at its top level (and fairseq-fixed's pins it relies on)
     assert {"fairseq-fixed", "torch", "numpy", "omegaconf", "hydra-core", "sentencepiece", "sacrebleu", "seqeval"} <= required
-    assert {"scikit-learn", "pyyaml", "tqdm"} <= required
+    assert {"scikit-learn", "pyyaml", "tqdm", "protobuf"} <= required
     assert "fairseq" not in required  # would pull 0.12.2 over fairseq-fixed (same import package)
     assert "torchaudio" not in required | set().union(*extras.values())
 
