@@ -83,7 +83,8 @@ def main():
         ax.text(0.835, y + hh / 2, loss, ha="left", va="center", fontsize=11)
     # adversarial branch
     box(ax, 0.375, 0.015, 0.17, 0.08, RED, "gradient reversal", [r"forward $x$, backward $-\lambda\,g$"], size=9.5)
-    box(ax, 0.60, 0.015, 0.22, 0.08, RED, "language / domain discriminator", ["predicts each example's language or domain"], size=9.5)
+    discriminator = ["predicts each example's language or domain"]
+    box(ax, 0.60, 0.015, 0.22, 0.08, RED, "language / domain discriminator", discriminator, size=9.5)
     ax.text(0.835, 0.055, r"$w_{adv}\,L_{adv}$", ha="left", va="center", fontsize=11)
     arrow(ax, (0.46, 0.186), (0.46, 0.099), color=EDGE[RED], text="pooled", text_xy=(0.49, 0.14))
     arrow(ax, (0.549, 0.055), (0.598, 0.055), color=EDGE[RED])
