@@ -22,6 +22,8 @@ CONSOLE_SCRIPTS = {
     "xlt-prune-vocab": "prune_vocab",
     "xlt-run-experiments": "run_experiments",
     "xlt-report": "make_report",
+    "xlt-average": "average",
+    "xlt-pseudo-label": "pseudo_label",
 }
 
 # Optional parts, each imported only where it is used (xlt_fairseq/optional.py

