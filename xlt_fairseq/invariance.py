@@ -18,6 +18,8 @@ from typing import Dict, Sequence
 
 import numpy as np
 
+PROBE_FIELDS = ("chance", "probe_acc_before", "probe_acc_after", "silhouette_before", "silhouette_after")
+
 
 def probe_accuracy(x: np.ndarray, langs: Sequence[str], folds: int = 5, seed: int = 1) -> float:
     from sklearn.linear_model import LogisticRegression

@@ -25,6 +25,8 @@ import os
 from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
 
+from ..invariance import PROBE_FIELDS
+from ..invariance import measure as measure_invariance
 from .ablations import ROW_TITLES
 from .result_tables import (
     MAIN_METRIC,
@@ -265,6 +267,7 @@ def make_report(results_path, out_dir: Optional[str] = None, figures: bool = Tru
     for r in rows:
         if r.get("features"):
             feats.setdefault(os.path.join(base, r["features"]), r)
+    probe_rows = []
     if feats and figures:
         for path, r in feats.items():
             if not os.path.exists(path):
@@ -272,6 +275,16 @@ def make_report(results_path, out_dir: Optional[str] = None, figures: bool = Tru
                 continue
             png = os.path.join(out_dir, f"fig3_tsne_{r['system']}_{r['scenario']}_seed{r['seed']}.png")
             scores = figs.plot_tsne(path, png)
+            probe = measure_invariance(path)
+            probe_rows.append(
+                {
+                    "system": r["system"],
+                    "system_title": r["system_title"],
+                    "scenario": r["scenario"],
+                    "seed": r["seed"],
+                    **{k: probe[k] for k in PROBE_FIELDS},
+                }
+            )
             written[os.path.basename(png)[:-4]] = png
             md += [
                 f"![Figure 3 ({r['system_title']}, {r['scenario']})]({os.path.basename(png)})",
@@ -291,6 +304,28 @@ def make_report(results_path, out_dir: Optional[str] = None, figures: bool = Tru
             ),
             "",
         ]
+
+    if probe_rows:
+        md += [
+            "## Language in the features: a held-out probe",
+            "",
+            "A fresh logistic-regression probe trained to recognise the language from the frozen features of "
+            "Figure 3 (5-fold, held-out accuracy; chance = 1 / languages), before and after training "
+            "(`xlt_fairseq/invariance.py`). Unlike the discriminator's own accuracy above, it shows whether the "
+            "language is still *in* the features.",
+            "",
+            "| system | scenario | seed | chance | probe before | probe after | silhouette before | silhouette after |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for p in probe_rows:
+            md.append(
+                f"| {p['system_title']} | {p['scenario']} | {p['seed']} | {p['chance']:.2f} | "
+                f"{p['probe_acc_before']:.3f} | {p['probe_acc_after']:.3f} | {p['silhouette_before']:.3f} | "
+                f"{p['silhouette_after']:.3f} |"
+            )
+        write_csv(os.path.join(out_dir, "probe.csv"), probe_rows, list(probe_rows[0]))
+        written["probe"] = os.path.join(out_dir, "probe.csv")
+        md += ["", "Table: `probe.csv`.", ""]
 
     md += ["## Error analysis: entity-type confusion (token level)", ""]
     conf_rows = []

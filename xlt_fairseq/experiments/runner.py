@@ -380,10 +380,13 @@ class Runner:
         if t.get("enabled", True) is False:
             return False
         systems = [e.system.name for e in self.exp.systems if e.system.train_languages != "each"]
-        system = t.get("system") or ("full" if "full" in systems else (systems or [None])[-1])
+        wanted = t.get("system") or ("full" if "full" in systems else (systems or [None])[-1])
+        # one system, a list of them, or "all" (e.g. a sweep of --grl-lambda, each probed)
+        wanted = systems if wanted == "all" else ([wanted] if isinstance(wanted, str) else list(wanted))
         scenario = t.get("scenario") or self.exp.scenarios[0].name
         seed = t.get("seed", self.exp.seeds[0])
-        return run.system.name == system and run.scenario.name == scenario and run.seed == seed and run.target is None
+        seeds = self.exp.seeds if seed == "all" else [seed]
+        return run.system.name in wanted and run.scenario.name == scenario and run.seed in seeds and run.target is None
 
     def _features(self, run: RunSpec, training, selection, tdir) -> Optional[str]:
         """Sentence representations before and after training (dev sets of every main-task language)."""
