@@ -267,7 +267,13 @@ class XLTMultitaskTask(FairseqTask):
         # last so the embedding has XLM-R's 250,002 rows
         dictionary.add_symbol("<mask>")
         logger.info(f"dictionary: {len(dictionary)} types")
-        return cls(cfg, dictionary)
+        task = cls(cfg, dictionary)
+        # every corpus against the root (dictionary checksum, listed splits, file sizes) before any use
+        dict_md5 = corpora.root_dict_md5(paths[0])
+        for name, keys in task.corpus_keys.items():
+            for key in keys:
+                corpora.verify_corpus(paths[0], name, key, dict_md5)
+        return task
 
     # ---- what the data holds -------------------------------------------------
 
@@ -291,6 +297,11 @@ class XLTMultitaskTask(FairseqTask):
 
     def corpus_language(self, name, key) -> str:
         return key.split("-")[0] if name == "translation" else key
+
+    def check_resumed_cfg(self, saved_cfg, checkpoint):
+        """Called (by :mod:`xlt_fairseq.checkpoint_safety`) when training resumes
+        from ``checkpoint``: refuses one trained on other corpora or languages."""
+        corpora.check_same_corpora(saved_cfg, self.cfg, checkpoint)
 
     def num_adversarial_classes(self, target) -> int:
         return len(self.languages) if target == "language" else len(self.domains)
@@ -322,10 +333,11 @@ class XLTMultitaskTask(FairseqTask):
         if self.generation_pair is not None:
             path = corpora.corpus_dir(self.cfg.data, "translation", self.generation_pair)
             self.datasets[split] = corpora.load_translation_corpus(path, split, self.dictionary, shuffle=False)
+            self.datasets[split].xlt_longest = [(f"{path} ({split})", *corpora.longest(self.datasets[split]))]
             return
 
         training = split == (getattr(self.cfg, "train_subset", None) or "train")
-        per_task = OrderedDict()
+        per_task, lengths = OrderedDict(), []
         for name, keys in self.corpus_keys.items():
             datasets, ids = [], {"corpus_id": [], "lang_id": [], "domain_id": []}
             for corpus_id, key in enumerate(keys):
@@ -334,6 +346,7 @@ class XLTMultitaskTask(FairseqTask):
                     logger.info(f"{name}/{key}: no {split} data")
                     continue
                 datasets.append(ds)
+                lengths.append((f"{corpora.corpus_dir(self.cfg.data, name, key)} ({split})", *corpora.longest(ds)))
                 ids["corpus_id"].append(corpus_id)
                 ids["lang_id"].append(self.languages.index(self.corpus_language(name, key)))
                 ids["domain_id"].append(self.domains.index(self.meta[name][key].get("domain", "general")))
@@ -352,6 +365,8 @@ class XLTMultitaskTask(FairseqTask):
             self.datasets[split] = RoundRobinMultitaskDataset(per_task, seed=self.cfg.seed)
         else:
             self.datasets[split] = MultitaskConcatDataset(per_task)
+        # checked against the model's positions when batches are made (before the first update)
+        self.datasets[split].xlt_longest = lengths
 
     def _temperature_resample(self, dataset, datasets, epoch):
         return temperature_resample(
@@ -364,6 +379,7 @@ class XLTMultitaskTask(FairseqTask):
             # multiple of --required-batch-size-multiple: generation must see
             # every sentence
             kwargs["required_batch_size_multiple"] = 1
+        corpora.check_positions(getattr(dataset, "xlt_longest", ()), kwargs.get("max_positions"))
         return super().get_batch_iterator(dataset, **kwargs)
 
     def build_dataset_for_inference(self, src_tokens, src_lengths, constraints=None):
