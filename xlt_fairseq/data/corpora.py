@@ -20,8 +20,7 @@ import json
 import logging
 import os
 import struct
-from collections import OrderedDict
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 import numpy as np
 import torch

@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import re
+import stat
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterator, List, Optional, Tuple
@@ -78,6 +79,13 @@ class TaggedSentence:
     tags: Optional[List[str]]
     line: int  # line number of the sentence's first token (1-based)
     extra: dict = field(default_factory=dict)
+    # line number of every token, where they are not consecutive (CoNLL-U ranges and empty nodes, comments)
+    lines: Optional[List[int]] = None
+
+    def token_line(self, i: int) -> int:
+        """The line of token ``i`` (clamped to the sentence)."""
+        i = max(0, min(i, len(self.tokens) - 1))
+        return self.lines[i] if self.lines else self.line + i
 
 
 @dataclass
@@ -87,15 +95,30 @@ class LabelledText:
     line: int
 
 
-def _read_lines(path) -> List[str]:
-    """The lines of a UTF-8 text file without their line ends (one decode of the
-    whole file); missing, empty and non-UTF-8 files become DataFormatErrors."""
-    if not os.path.exists(path):
-        raise DataFormatError(path, None, "file not found")
-    if os.path.getsize(path) == 0:
+def read_bytes(path) -> bytes:
+    """The whole content of an input file. Regular files, pipes and process
+    substitutions (``<(zcat x.gz)``) are read alike; a missing, unreadable,
+    empty or directory path is a DataFormatError naming it."""
+    check_exists(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise DataFormatError(path, None, f"cannot be read ({e.strerror or e})") from None
+    if not data:
         raise DataFormatError(path, None, "file is empty")
-    with open(path, "rb") as f:
-        data = f.read()
+    return data
+
+
+def _line_of(text: str, index: int) -> int:
+    return text.count("\n", 0, index) + 1
+
+
+def decode_text(path, data: bytes) -> str:
+    """UTF-8 text with the checks every reader needs: invalid UTF-8, NUL bytes
+    (binary data, UTF-16), a byte-order mark after the start (concatenated
+    files) and lone carriage returns (old Mac line ends) are DataFormatErrors
+    with the line; a leading BOM and CRLF line ends are accepted."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -105,11 +128,31 @@ def _read_lines(path) -> List[str]:
         ) from None
     if text.startswith("\ufeff"):
         text = text[1:]
+    i = text.find("\x00")
+    if i >= 0:
+        raise DataFormatError(path, _line_of(text, i), "NUL byte in the text (a binary or UTF-16 file?)")
+    i = text.find("\ufeff")
+    if i >= 0:
+        raise DataFormatError(
+            path, _line_of(text, i), "byte-order mark (U+FEFF) inside the file (several files concatenated?)"
+        )
+    m = re.search("\r(?!\n)", text)
+    if m:
+        raise DataFormatError(
+            path, _line_of(text, m.start()), "carriage return inside a line (old Mac line ends? convert them)"
+        )
+    return text
+
+
+def _read_lines(path) -> List[str]:
+    """The lines of a UTF-8 text file without their line ends (one decode of the
+    whole file); see :func:`read_bytes` and :func:`decode_text` for what is refused."""
+    text = decode_text(path, read_bytes(path))
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
     if "\r" in text:
-        lines = [line.rstrip("\r") for line in lines]
+        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
     return lines
 
 
@@ -126,6 +169,12 @@ _NER_COLUMNS = {
     "panx": ("\t", ("lang:token", "tag")),
     "tokens": ("\t", ("token",)),
 }
+
+
+def _sentence(tokens, tags, lines) -> TaggedSentence:
+    """A sentence; its token lines are kept only where they are not consecutive."""
+    consecutive = lines[-1] - lines[0] == len(lines) - 1
+    return TaggedSentence(tokens, tags, lines[0], lines=None if consecutive else lines)
 
 
 def read_conll(path, tagged: bool = True) -> List[TaggedSentence]:
@@ -153,12 +202,12 @@ def read_tagged(path, fmt: str = "conll", tagged: bool = True, lang: Optional[st
     token_col = len(columns) - 1 if columns[-1] != "tag" else len(columns) - 2
     ncols, is_idx, is_panx = len(columns), fmt == "wikiann-idx", fmt == "panx"
     sentences = []
-    tokens, tags, start = [], [], None
+    tokens, tags, start, lines = [], [], None, []
     for lineno, line in enumerate(_read_lines(path), start=1):
         if not line or line.isspace() or line.startswith("-DOCSTART-"):
             if tokens:
-                sentences.append(TaggedSentence(tokens, tags if tagged else None, start))
-                tokens, tags, start = [], [], None
+                sentences.append(_sentence(tokens, tags if tagged else None, lines))
+                tokens, tags, start, lines = [], [], None, []
             continue
         if is_idx and line.startswith("# "):  # CoNLL-U style comment
             continue
@@ -181,32 +230,53 @@ def read_tagged(path, fmt: str = "conll", tagged: bool = True, lang: Optional[st
         if start is None:
             start = lineno
         tokens.append(token)
+        lines.append(lineno)
         if tagged:
             tag = cols[-1].strip()
             if not tag:
                 raise DataFormatError(path, lineno, "empty tag")
             tags.append(tag)
     if tokens:
-        sentences.append(TaggedSentence(tokens, tags if tagged else None, start))
+        sentences.append(_sentence(tokens, tags if tagged else None, lines))
     if not sentences:
         raise DataFormatError(path, None, "no sentences found")
     return sentences
 
 
+# first-row cells that name a column rather than hold a label or a text
+_HEADER_WORDS = {
+    "label", "labels", "sentiment", "class", "category", "polarity", "target", "y", "gold", "tag",
+    "text", "texts", "sentence", "review", "content", "tweet", "document", "input", "body", "id", "idx", "index",
+}  # fmt: skip
+
+
 def read_labelled_text(path) -> List[LabelledText]:
-    """Sentiment data: ``label<TAB>text``, one example per line."""
+    """Sentiment data: ``label<TAB>text``, one example per line. A header row
+    (``label<TAB>text``) and a leading id column (``id<TAB>label<TAB>text``) are
+    refused rather than read as labels: give such files as ``--format csv
+    --delimiter tab`` with the column names."""
     out = []
+    fix = "give the file as --format csv --delimiter tab --label-column NAME --text-column NAME"
     for lineno, line in _open_lines(path):
         if line.strip() == "":
             raise DataFormatError(path, lineno, "empty line (expected label<TAB>text)")
-        cols = line.split("\t", 1)
-        if len(cols) != 2:
+        cols = line.split("\t")
+        if len(cols) < 2:
             raise DataFormatError(path, lineno, f"expected label<TAB>text, found no tab: {line!r}")
+        if len(cols) > 2:
+            raise DataFormatError(
+                path,
+                lineno,
+                f"expected label<TAB>text, found {len(cols)} tab-separated columns (an id column? a tab inside "
+                f"the text?): {line[:80]!r}; {fix}",
+            )
         label, text = cols[0].strip(), cols[1].strip()
         if label == "":
             raise DataFormatError(path, lineno, "empty label")
         if text == "":
             raise DataFormatError(path, lineno, "empty text")
+        if lineno == 1 and label.lower() in _HEADER_WORDS and text.lower() in _HEADER_WORDS:
+            raise DataFormatError(path, lineno, f"a header row ({line!r}), not an example; {fix}")
         out.append(LabelledText(label, text, lineno))
     return out
 
@@ -336,7 +406,9 @@ def read_delimited(
             state["line"] = lineno
             yield line + "\n"
 
-    reader = csv.reader(lines(), delimiter=delimiter)
+    # strict: a quote that is never closed (or closed mid-field) is an error instead of a
+    # field that silently swallows the following records
+    reader = csv.reader(lines(), delimiter=delimiter, strict=True)
     out, header, where = [], None, {}
     record_start = 1
     try:
@@ -367,7 +439,9 @@ def read_delimited(
                     raise DataFormatError(path, lineno, f"empty label in column {label_column!r}")
             out.append(LabelledText(label, text, lineno))
     except csv.Error as e:
-        raise DataFormatError(path, state["line"], f"malformed {delimiter!r}-delimited record ({e})") from None
+        start, end = record_start, state["line"]
+        span = f" (the record starting here runs to line {end}: an unclosed quote?)" if end > start else ""
+        raise DataFormatError(path, start, f"malformed {delimiter!r}-delimited record ({e}){span}") from None
     if header is None or not out:
         raise DataFormatError(path, None, "no records after the header")
     return out
@@ -540,12 +614,16 @@ def read_translation(prefix, src_lang, tgt_lang, fmt: str = "plain") -> List[Tup
 
 
 def check_exists(path):
-    """A missing or empty input file as a DataFormatError (before any work is done)."""
+    """A missing, unreadable or empty input file as a DataFormatError (before any
+    work is done). Pipes and process substitutions (``<(zcat x.gz)``) have no
+    size to check: they pass, and an empty stream is found when it is read."""
     if not os.path.exists(path):
         raise DataFormatError(path, None, "file not found")
     if os.path.isdir(path):
         raise DataFormatError(path, None, "is a directory, not a file")
-    if os.path.getsize(path) == 0:
+    if not os.access(path, os.R_OK):
+        raise DataFormatError(path, None, "cannot be read (permission denied)")
+    if stat.S_ISREG(os.stat(path).st_mode) and os.path.getsize(path) == 0:
         raise DataFormatError(path, None, "file is empty")
 
 
@@ -557,12 +635,12 @@ def read_conllu(path, column: str = "upos") -> List[TaggedSentence]:
     if column not in CONLLU_COLUMNS:
         raise ValueError(f"unknown CoNLL-U column {column!r} (choose from {', '.join(CONLLU_COLUMNS)})")
     col = CONLLU_COLUMNS[column]
-    sentences, tokens, tags, start = [], [], [], None
+    sentences, tokens, tags, lines = [], [], [], []
     for lineno, line in _open_lines(path):
         if line.strip() == "":
             if tokens:
-                sentences.append(TaggedSentence(tokens, tags, start))
-            tokens, tags, start = [], [], None
+                sentences.append(_sentence(tokens, tags, lines))
+            tokens, tags, lines = [], [], []
             continue
         if line.startswith("#"):
             continue
@@ -578,12 +656,11 @@ def read_conllu(path, column: str = "upos") -> List[TaggedSentence]:
         token, tag = cols[1].strip(), cols[col].strip()
         if token == "" or tag in ("", "_"):
             raise DataFormatError(path, lineno, f"empty form or {column.upper()} ({tag!r})")
-        if start is None:
-            start = lineno
         tokens.append(token)
         tags.append(tag)
+        lines.append(lineno)
     if tokens:
-        sentences.append(TaggedSentence(tokens, tags, start))
+        sentences.append(_sentence(tokens, tags, lines))
     if not sentences:
         raise DataFormatError(path, None, "no sentences found")
     return sentences
