@@ -127,3 +127,171 @@ def test_resuming_with_other_languages_is_refused(tiny_data, tmp_path):
     tuned = list(swapped)
     tuned[tuned.index("--save-dir") + 1] = str(tmp_path / "ck2")
     run_train(tuned + ["--finetune-from-model", os.path.join(save, "checkpoint_last.pt")])
+
+
+# ---- preprocessing: races, signals, stale staging ------------------------------------------------------------------
+
+import multiprocessing  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import preprocess  # noqa: E402
+
+from tests.test_formats import ner_text, write  # noqa: E402
+from tests.test_preprocess_errors import make_encoder, snapshot  # noqa: E402
+from xlt_fairseq.data import staging  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def two_encoders(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("two")
+    a, b = tmp / "a", tmp / "b"
+    a.mkdir()
+    b.mkdir()
+    big = write(tmp, "big.conll", ner_text("conll") * 100)  # 300 sentences: several chunks
+    return {"a": make_encoder(a), "b": make_encoder(b, ["zzz qqq www", "other words here"]), "ner": big, "tmp": tmp}
+
+
+def _race(args, barrier, out):
+    barrier.wait()
+    out.put(preprocess.main(args))
+
+
+def test_two_runs_racing_into_a_new_root_with_different_encoders(two_encoders, tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    for attempt in range(3):
+        dest = str(tmp_path / f"root{attempt}")
+        barrier, out = ctx.Barrier(2), ctx.Queue()
+        procs = [
+            ctx.Process(
+                target=_race,
+                args=(
+                    ["ner", "--lang", lang, "--encoder-dir", two_encoders[enc], "--destdir", dest]
+                    + ["--train", two_encoders["ner"]],
+                    barrier,
+                    out,
+                ),
+            )
+            for lang, enc in (("sw", "a"), ("yo", "b"))
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        codes = sorted(out.get(timeout=5) for _ in procs)
+        assert codes == [0, 1], codes  # exactly one wins; the other is refused
+        corpora_in_root = [k for t in ("ner",) for k in os.listdir(os.path.join(dest, t))]
+        assert len(corpora_in_root) == 1
+        # the winner's corpus matches the root's dictionary
+        verify_corpus(dest, "ner", corpora_in_root[0])
+        assert not [n for n in os.listdir(dest) if n.startswith(".tmp-")]
+        assert not os.path.exists(staging.lock_path(dest))
+
+
+def test_check_data_root_walks_auxiliary_tagging_folders(two_encoders, tmp_path, capsys):
+    dest = str(tmp_path / "root")
+    conll = write(tmp_path, "pos.conll", "I\tPRON\ngo\tVERB\n")
+    args = ["tagging", "--name", "pos", "--format", "conll", "--lang", "en", "--encoder-dir", two_encoders["a"]]
+    assert preprocess.main(args + ["--destdir", dest, "--train", conll]) == 0
+    os.remove(os.path.join(dest, "dict.txt"))  # only the corpus' own checksums are left to compare
+    args = ["ner", "--lang", "sw", "--encoder-dir", two_encoders["b"], "--destdir", dest]
+    assert preprocess.main(args + ["--train", two_encoders["ner"]]) == 1
+    assert "pos/en/meta.json: corpus pos/en was prepared with a different dict.txt" in capsys.readouterr().err
+
+
+_SLOW_CHILD = """
+import os, sys, time
+from xlt_fairseq.data import pool
+original = pool.JOBS["tagged"]
+def slow(*a, **k):
+    open(os.environ["XLT_TEST_READY"], "a").close()
+    time.sleep(60)
+    return original(*a, **k)
+pool.JOBS["tagged"] = slow
+sys.path.insert(0, "scripts")
+import preprocess
+sys.exit(preprocess.main(sys.argv[1:]))
+"""
+
+
+def _start_slow(tmp_path, args):
+    ready = str(tmp_path / "ready")
+    env = dict(os.environ, XLT_TEST_READY=ready, OMP_NUM_THREADS="1")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_CHILD, *args],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.time() + 60
+    while not os.path.exists(ready):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline
+        time.sleep(0.05)
+    return proc
+
+
+def _gone(pgid) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_sigterm_during_binarisation_leaves_the_root_as_it_was(two_encoders, tmp_path, existing):
+    dest = str(tmp_path / "data")
+    if existing:
+        small = write(tmp_path, "small.conll", ner_text("conll"))
+        assert preprocess.main(["ner", "--lang", "zu", "--encoder-dir", two_encoders["a"], "--destdir", dest,
+                                "--train", small]) == 0
+    before = snapshot(dest)
+    args = ["ner", "--lang", "sw", "--encoder-dir", two_encoders["a"], "--destdir", dest, "--train", two_encoders["ner"]]
+    proc = _start_slow(tmp_path, args)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted by SIGTERM; nothing was written" in err
+    assert snapshot(dest) == before  # no .tmp-* staging folder, no new root
+    assert not os.path.exists(staging.lock_path(dest))
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_with_workers_stops_every_worker(two_encoders, tmp_path, presses):
+    dest = str(tmp_path / "data")
+    args = ["ner", "--lang", "sw", "--encoder-dir", two_encoders["a"], "--destdir", dest]
+    proc = _start_slow(tmp_path, args + ["--train", two_encoders["ner"], "--workers", "2"])
+    for _ in range(presses):  # Ctrl-C reaches the whole process group, workers included
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.2)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert "interrupted (Ctrl-C); nothing was written" in err
+    deadline = time.time() + 10
+    while not _gone(proc.pid) and time.time() < deadline:
+        time.sleep(0.1)
+    assert _gone(proc.pid), "a worker outlived the run"
+    assert not os.path.exists(dest)
+
+
+def test_staging_left_by_a_killed_run_is_removed_by_the_next(two_encoders, tmp_path):
+    dest = str(tmp_path / "data")
+    small = write(tmp_path, "small.conll", ner_text("conll"))
+    base = ["ner", "--encoder-dir", two_encoders["a"], "--destdir", dest, "--train", small]
+    assert preprocess.main(base + ["--lang", "sw"]) == 0
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = os.path.join(dest, f".tmp-{staging._HOST}-{dead.pid}-ner-yo-abc")
+    os.makedirs(stale)
+    open(os.path.join(stale, "train.input.bin"), "wb").write(b"partial")
+    alive = os.path.join(dest, f".tmp-{staging._HOST}-{os.getpid()}-ner-zu-abc")  # a live run's: kept
+    os.makedirs(alive)
+    assert preprocess.main(base + ["--lang", "yo"]) == 0
+    assert not os.path.exists(stale) and os.path.exists(alive)
