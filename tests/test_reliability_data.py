@@ -270,9 +270,10 @@ def test_ctrl_c_with_workers_stops_every_worker(two_encoders, tmp_path, presses)
     proc = _start_slow(tmp_path, args + ["--train", two_encoders["ner"], "--workers", "2"])
     for _ in range(presses):  # Ctrl-C reaches the whole process group, workers included
         os.killpg(proc.pid, signal.SIGINT)
-        time.sleep(0.2)
+        time.sleep(0.01)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 128 + signal.SIGINT, err
+    # a second Ctrl-C during the cleanup is held back; one after it may end the interpreter itself
+    assert proc.returncode in ((128 + signal.SIGINT,) if presses == 1 else (128 + signal.SIGINT, -signal.SIGINT)), err
     assert "interrupted (Ctrl-C); nothing was written" in err
     deadline = time.time() + 10
     while not _gone(proc.pid) and time.time() < deadline:

@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator, Optional
 
 from .binarize import PieceEncoder, encode_pair_chunk, encode_tagged_chunk, encode_text_chunk
-from .staging import signals_deferred
+from .staging import TERMINATING, signals_deferred
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +33,12 @@ def worker_encoder(encoder_dir) -> PieceEncoder:
 
 
 def _worker_init(encoder_dir):
-    # Ctrl-C goes to the whole process group: the parent handles it and stops the workers
+    # Ctrl-C goes to the whole process group: the parent handles it and stops the workers;
+    # a forked worker inherits the parent's SIGTERM handler, which must not turn the parent's
+    # terminate() into an exception the pool would catch and survive
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for s in TERMINATING:
+        signal.signal(s, signal.SIG_DFL)
     worker_encoder(encoder_dir)
 
 

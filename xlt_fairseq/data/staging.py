@@ -71,7 +71,7 @@ def os_errors(path) -> Iterator[None]:
 
 # ---- signals ------------------------------------------------------------------------------------------------------------
 
-_TERMINATING = (signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else (signal.SIGTERM,)
+TERMINATING = (signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else (signal.SIGTERM,)
 
 
 @contextlib.contextmanager
@@ -86,7 +86,7 @@ def signals_as_exceptions() -> Iterator[None]:
     def handler(signum, frame):
         raise Interrupted(signum)
 
-    old = {s: signal.signal(s, handler) for s in _TERMINATING}
+    old = {s: signal.signal(s, handler) for s in TERMINATING}
     try:
         yield
     finally:
@@ -107,7 +107,7 @@ def signals_deferred() -> Iterator[None]:
     def hold(signum, frame):
         pending.append(signum)
 
-    sigs = (signal.SIGINT,) + _TERMINATING
+    sigs = (signal.SIGINT,) + TERMINATING
     old = {s: signal.signal(s, hold) for s in sigs}
     try:
         yield
