@@ -53,6 +53,31 @@ def test_damaged_binaries_are_refused_when_the_corpus_is_loaded(data, tmp_path, 
     assert f"{prefix}{where}:" in str(e.value) and problem in str(e.value)
 
 
+def test_ids_outside_the_dictionary_or_label_set_are_refused(data, tmp_path):
+    import numpy as np
+
+    path = os.path.join(data, "ner", "aa", "train.label.bin")
+    raw = np.fromfile(path, dtype=np.uint8)
+    raw[3] = 250  # same size, a damaged byte
+    raw.tofile(path)
+    with pytest.raises(CorpusError, match=f"{path}: holds id [0-9]+, outside 0..[0-9]+ .damaged"):
+        _task(data, tmp_path)
+
+
+def test_labels_file_that_disagrees_with_meta_is_refused(data, tmp_path):
+    path = os.path.join(data, "sentiment", "aa", "labels.txt")
+    open(path, "w").write("\n".join(reversed(open(path).read().split())) + "\n")
+    with pytest.raises(CorpusError, match=f"{path}: its labels .* are not those .*meta.json records"):
+        _task(data, tmp_path)
+
+
+def test_damaged_root_dictionary_is_named(data, tmp_path):
+    path = os.path.join(data, "dict.txt")
+    open(path, "a").write("brokenline\n")
+    with pytest.raises(CorpusError, match=f"{path}: not a fairseq dictionary"):
+        _task(data, tmp_path)
+
+
 def test_every_item_of_a_good_corpus_passes(tiny_data):
     sizes = check_indexed(os.path.join(tiny_data["data"], "ner", "aa", "train.input"))
     meta = verify_corpus(tiny_data["data"], "ner", "aa")

@@ -127,7 +127,11 @@ _IDX_DTYPES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 8, 7: 8, 8: 2, 9: 4}  # fairseq'
 _AGAIN = "prepare the corpus again"
 
 
-def check_indexed(prefix) -> np.ndarray:
+# token and label ids are range-checked in data files up to this size (a full read; larger files only by size)
+ID_CHECK_BYTES = 1 << 30
+
+
+def check_indexed(prefix, bound: Optional[int] = None) -> np.ndarray:
     """Checks fairseq's mmap pair ``prefix.{idx,bin}`` without trusting it: the
     index header, the index's size for the item count it declares, item sizes
     and offsets, and the data file's size for the items the index lists.
@@ -174,6 +178,17 @@ def check_indexed(prefix) -> np.ndarray:
             f"{bin_}: {bin_size} bytes, but {idx} lists {count} items in {data_size} bytes "
             f"({'truncated' if bin_size < data_size else 'damaged'}); {_AGAIN}"
         )
+    if bound is not None and 0 < data_size <= ID_CHECK_BYTES:
+        dtype = {1: np.uint8, 2: np.int8, 3: np.int16, 4: np.int32, 5: np.int64, 8: np.uint16, 9: np.uint32}.get(code)
+        if dtype is not None:
+            values = np.memmap(bin_, dtype=dtype, mode="r")
+            low, high = int(values.min()), int(values.max())
+            del values
+            if low < 0 or high >= bound:
+                raise CorpusError(
+                    f"{bin_}: holds id {high if high >= bound else low}, outside 0..{bound - 1} "
+                    f"(damaged, or written for another dictionary or label set); {_AGAIN}"
+                )
     return sizes
 
 
@@ -189,13 +204,15 @@ def root_dict_md5(root) -> str:
         raise CorpusError(f"{path}: cannot be read ({e.strerror or e})") from None
 
 
-def verify_corpus(root, name, key, dict_md5: Optional[str] = None) -> dict:
+def verify_corpus(root, name, key, dict_md5: Optional[str] = None, vocab_size: Optional[int] = None) -> dict:
     """Checks corpus ``root/name/key`` against its data root before anything uses
     it: its ``meta.json`` is readable, it was encoded with the root's
     ``dict.txt`` (``dict_md5``; computed when not given), every split it lists
     has all its streams, each stream's ``.idx``/``.bin`` sizes agree, the streams
     of a split have as many items as each other and as ``meta.json`` counted,
-    and a labelled corpus has its ``labels.txt``. Returns the meta."""
+    a labelled corpus has the ``labels.txt`` its meta records, and (with
+    ``vocab_size``, for files up to :data:`ID_CHECK_BYTES`) every id is in range.
+    Returns the meta."""
     path = corpus_dir(root, name, key)
     meta_path = os.path.join(path, META_FILE)
     meta = read_meta(path)
@@ -208,8 +225,15 @@ def verify_corpus(root, name, key, dict_md5: Optional[str] = None) -> dict:
             f"pieces. Prepare it again into {root} with the encoder directory the root was made with"
         )
     kind = builtin_kind(name)
+    bounds = {"input": vocab_size, "src": vocab_size, "tgt": vocab_size}
     if kind in (TAGGING, CLASSIFICATION):
-        read_labels(path)
+        labels = read_labels(path)
+        if isinstance(meta.get("labels"), list) and meta["labels"] != labels:
+            raise CorpusError(
+                f"{os.path.join(path, LABELS_FILE)}: its labels ({', '.join(labels)}) are not those {meta_path} "
+                f"records ({', '.join(map(str, meta['labels']))}); {_AGAIN}"
+            )
+        bounds["label"] = len(labels) + 1
     for split, stats in sorted(meta["splits"].items()):
         counts = {}
         for stream in STREAMS[kind]:
@@ -219,7 +243,7 @@ def verify_corpus(root, name, key, dict_md5: Optional[str] = None) -> dict:
                     f"{prefix}.{{bin,idx}}: missing, although {meta_path} lists the {split} split "
                     f"(the corpus folder is incomplete); {_AGAIN}"
                 )
-            counts[stream] = len(check_indexed(prefix))
+            counts[stream] = len(check_indexed(prefix, bounds.get(stream)))
         if len(set(counts.values())) > 1:
             detail = ", ".join(f"{split}.{s} {n}" for s, n in counts.items())
             raise CorpusError(f"{path}: the {split} streams hold different numbers of items ({detail}); {_AGAIN}")
@@ -230,6 +254,18 @@ def verify_corpus(root, name, key, dict_md5: Optional[str] = None) -> dict:
                 f"{meta_path}: lists {expected} {split} examples but the binarised files hold {found}; {_AGAIN}"
             )
     return meta
+
+
+def load_root_dictionary(root):
+    """The data root's ``dict.txt`` as a fairseq Dictionary; a missing or damaged
+    file is a CorpusError naming it."""
+    path = os.path.join(root, DICT_FILE)
+    if not os.path.exists(path):
+        raise CorpusError(f"{path}: missing; is {root} a data root written by scripts/preprocess.py?")
+    try:
+        return Dictionary.load(path)
+    except Exception as e:  # fairseq raises ValueError/RuntimeError/UnicodeDecodeError for damaged lines
+        raise CorpusError(f"{path}: not a fairseq dictionary ({type(e).__name__}: {e})") from None
 
 
 def longest(dataset) -> Tuple[int, int]:

@@ -257,12 +257,7 @@ class XLTMultitaskTask(FairseqTask):
     def setup_task(cls, cfg: XLTMultitaskConfig, **kwargs):
         paths = utils.split_paths(cfg.data)
         assert len(paths) > 0
-        dict_path = os.path.join(paths[0], "dict.txt")
-        if not os.path.exists(dict_path):
-            raise FileNotFoundError(
-                f"{dict_path}: missing; is {paths[0]} a data root written by scripts/preprocess.py?"
-            )
-        dictionary = Dictionary.load(dict_path)
+        dictionary = corpora.load_root_dictionary(paths[0])
         # XLM-R's dict.txt has no <mask>; like fairseq's masked_lm task, add it
         # last so the embedding has XLM-R's 250,002 rows
         dictionary.add_symbol("<mask>")
@@ -272,7 +267,7 @@ class XLTMultitaskTask(FairseqTask):
         dict_md5 = corpora.root_dict_md5(paths[0])
         for name, keys in task.corpus_keys.items():
             for key in keys:
-                corpora.verify_corpus(paths[0], name, key, dict_md5)
+                corpora.verify_corpus(paths[0], name, key, dict_md5, vocab_size=len(dictionary))
         return task
 
     # ---- what the data holds -------------------------------------------------
