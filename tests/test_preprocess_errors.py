@@ -381,3 +381,21 @@ def test_conllu_errors_name_the_right_line_past_ranges_and_empty_nodes(env, caps
     args += ["--train", train, "--valid", valid]
     # AUX is line 4 (after the range line 3), PART line 5
     fails(env, capsys, args, f"{valid}:4", "tag 'AUX' does not occur in the training data")
+
+
+def test_build_vocab_reads_a_pipe_and_refuses_a_file_as_out(tmp_path, capsys):
+    import threading
+
+    r, w = os.pipe()
+    text = ("\n".join(TEXT * 3) + "\n").encode()
+    threading.Thread(target=lambda: (os.write(w, text), os.close(w)), daemon=True).start()
+    out = str(tmp_path / "enc")
+    try:
+        assert build_vocab.main(["--text", f"/dev/fd/{r}", "--vocab-size", "60", "--out", out]) == 0
+    finally:
+        os.close(r)
+    assert sorted(os.listdir(out)) == ["dict.txt", "sentencepiece.bpe.model"]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+    a_file = write(tmp_path, "file", "x\n")
+    assert build_vocab.main(["--text", a_file, "--vocab-size", "60", "--out", a_file]) == 1
+    assert f"{a_file}: is a file, not a folder" in capsys.readouterr().err

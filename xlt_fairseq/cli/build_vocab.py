@@ -10,6 +10,7 @@ import argparse
 import logging
 from typing import List, Optional
 
+from ..data.staging import signals_as_exceptions
 from ..data.vocab import build_vocab
 from .errors import run
 
@@ -29,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    return run(
-        lambda: build_vocab(args.text, args.vocab_size, args.out, args.model_type, args.character_coverage) or 0
-    )
+    def body() -> int:
+        with signals_as_exceptions():
+            build_vocab(args.text, args.vocab_size, args.out, args.model_type, args.character_coverage)
+        return 0
+
+    return run(body)

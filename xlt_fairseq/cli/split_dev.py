@@ -25,7 +25,7 @@ import sys
 from typing import List, Optional
 
 from ..data.formats import read_classification, read_tagged
-from ..data.staging import os_errors
+from ..data.staging import os_errors, signals_as_exceptions
 from .errors import run
 
 
@@ -64,7 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    return run(lambda: _split_and_write(args))
+    def body() -> int:
+        with signals_as_exceptions():
+            return _split_and_write(args)
+
+    return run(body)
 
 
 def _split_and_write(args) -> int:
