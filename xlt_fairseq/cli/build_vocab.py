@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+
     def body() -> int:
         with signals_as_exceptions():
             build_vocab(args.text, args.vocab_size, args.out, args.model_type, args.character_coverage)

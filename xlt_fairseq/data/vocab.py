@@ -50,9 +50,9 @@ def build_vocab(
         for i, path in enumerate(texts):
             data = read_bytes(path)  # existence, readability and emptiness
             decode_text(path, data)  # UTF-8, NUL bytes, stray BOMs and carriage returns
-            if os.path.isfile(path):
+            if os.path.isfile(path) and "," not in path:
                 inputs.append(path)
-            else:  # a pipe or <(zcat ...): read once already, so train on a copy
+            else:  # a pipe or <(zcat ...) (read once already), or a name sentencepiece would split at a comma
                 copy = os.path.join(tmp, f"input{i}.txt")
                 with os_errors(copy), open(copy, "wb") as f:
                     f.write(data)
