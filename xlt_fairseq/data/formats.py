@@ -3,7 +3,9 @@
 """Readers for every input format.
 
 This is the one place where a data format is parsed; preprocessing, evaluation
-and prediction all read their files through these functions. Every reader
+and prediction all read their files through these functions. The parallel-text
+readers live in :mod:`.formats_translation` and the shared text handling (UTF-8,
+NUL bytes, stray BOMs, pipes) in :mod:`.textio`; every name is importable from here. Every reader
 raises :class:`DataFormatError` naming the file, the line and the problem
 (missing and empty files, invalid UTF-8, wrong column counts, empty texts,
 misaligned parallel files).
@@ -28,21 +30,34 @@ mlm       ``text``           one text per line
 """
 
 import csv
-import html
 import json
 import logging
-import os
-import re
-import stat
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Optional
+
+from .formats_translation import (  # noqa: F401  (re-exported: every format is read through this module)
+    TRANSLATION_FORMATS,
+    read_iwslt_tags,
+    read_iwslt_xml,
+    read_parallel,
+    read_translation,
+    translation_files,
+)
+from .textio import (  # noqa: F401  (re-exported)
+    DataFormatError,
+    check_exists,
+    clean,
+    decode_text,
+    open_lines,
+    read_bytes,
+    read_lines,
+    read_text_lines,
+)
 
 logger = logging.getLogger(__name__)
 
 NER_FORMATS = ("conll", "conll-space", "wikiann-idx", "panx", "tokens")
 SENTIMENT_FORMATS = ("tsv", "marc-jsonl", "csv", "text")
-TRANSLATION_FORMATS = ("plain", "iwslt-tags", "iwslt-xml")
 MLM_FORMATS = ("text",)
 # auxiliary token-tagging tasks (POS, chunking, ...): CoNLL-U or the NER layouts
 TAGGING_FORMATS = ("conllu", "conll", "conll-space", "tokens")
@@ -57,20 +72,6 @@ FORMATS = {
 DEFAULT_FORMATS = {"ner": "conll", "sentiment": "tsv", "translation": "plain", "mlm": "text", "tagging": "conllu"}
 # formats without labels: input for prediction, not for training or evaluation
 UNLABELLED_FORMATS = {("ner", "tokens"), ("sentiment", "text"), ("tagging", "tokens")}
-
-
-class DataFormatError(ValueError):
-    """A problem in an input file, located by file name and line number."""
-
-    def __init__(self, path, line, message):
-        self.path = path
-        self.line = line
-        self.message = message
-        where = f"{path}:{line}" if line else str(path)
-        super().__init__(f"{where}: {message}")
-
-    def __reduce__(self):  # picklable, so that worker processes can report it
-        return type(self), (self.path, self.line, self.message)
 
 
 @dataclass
@@ -93,72 +94,6 @@ class LabelledText:
     label: Optional[str]
     text: str
     line: int
-
-
-def read_bytes(path) -> bytes:
-    """The whole content of an input file. Regular files, pipes and process
-    substitutions (``<(zcat x.gz)``) are read alike; a missing, unreadable,
-    empty or directory path is a DataFormatError naming it."""
-    check_exists(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise DataFormatError(path, None, f"cannot be read ({e.strerror or e})") from None
-    if not data:
-        raise DataFormatError(path, None, "file is empty")
-    return data
-
-
-def _line_of(text: str, index: int) -> int:
-    return text.count("\n", 0, index) + 1
-
-
-def decode_text(path, data: bytes) -> str:
-    """UTF-8 text with the checks every reader needs: invalid UTF-8, NUL bytes
-    (binary data, UTF-16), a byte-order mark after the start (concatenated
-    files) and lone carriage returns (old Mac line ends) are DataFormatErrors
-    with the line; a leading BOM and CRLF line ends are accepted."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line_start = data.rfind(b"\n", 0, e.start) + 1
-        raise DataFormatError(
-            path, data.count(b"\n", 0, e.start) + 1, f"invalid UTF-8 ({e.reason} at byte {e.start - line_start})"
-        ) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    i = text.find("\x00")
-    if i >= 0:
-        raise DataFormatError(path, _line_of(text, i), "NUL byte in the text (a binary or UTF-16 file?)")
-    i = text.find("\ufeff")
-    if i >= 0:
-        raise DataFormatError(
-            path, _line_of(text, i), "byte-order mark (U+FEFF) inside the file (several files concatenated?)"
-        )
-    m = re.search("\r(?!\n)", text)
-    if m:
-        raise DataFormatError(
-            path, _line_of(text, m.start()), "carriage return inside a line (old Mac line ends? convert them)"
-        )
-    return text
-
-
-def _read_lines(path) -> List[str]:
-    """The lines of a UTF-8 text file without their line ends (one decode of the
-    whole file); see :func:`read_bytes` and :func:`decode_text` for what is refused."""
-    text = decode_text(path, read_bytes(path))
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    if "\r" in text:
-        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-    return lines
-
-
-def _open_lines(path) -> Iterator[Tuple[int, str]]:
-    """Yields (1-based line number, line without its newline); see :func:`_read_lines`."""
-    yield from enumerate(_read_lines(path), start=1)
 
 
 # format -> (column separator (None: any whitespace), columns of a tagged line)
@@ -203,7 +138,7 @@ def read_tagged(path, fmt: str = "conll", tagged: bool = True, lang: Optional[st
     ncols, is_idx, is_panx = len(columns), fmt == "wikiann-idx", fmt == "panx"
     sentences = []
     tokens, tags, start, lines = [], [], None, []
-    for lineno, line in enumerate(_read_lines(path), start=1):
+    for lineno, line in enumerate(read_lines(path), start=1):
         if not line or line.isspace() or line.startswith("-DOCSTART-"):
             if tokens:
                 sentences.append(_sentence(tokens, tags if tagged else None, lines))
@@ -257,7 +192,7 @@ def read_labelled_text(path) -> List[LabelledText]:
     --delimiter tab`` with the column names."""
     out = []
     fix = "give the file as --format csv --delimiter tab --label-column NAME --text-column NAME"
-    for lineno, line in _open_lines(path):
+    for lineno, line in open_lines(path):
         if line.strip() == "":
             raise DataFormatError(path, lineno, "empty line (expected label<TAB>text)")
         cols = line.split("\t")
@@ -281,44 +216,13 @@ def read_labelled_text(path) -> List[LabelledText]:
     return out
 
 
-def read_text_lines(path, allow_empty_lines: bool = False) -> List[str]:
-    """Plain text, one sentence or document per line."""
-    out = []
-    for lineno, line in _open_lines(path):
-        text = line.strip()
-        if text == "" and not allow_empty_lines:
-            raise DataFormatError(path, lineno, "empty line")
-        out.append(text)
-    return out
-
-
-def read_parallel(prefix, src_lang, tgt_lang) -> List[Tuple[str, str]]:
-    """Aligned plain-text files ``PREFIX.SRC`` / ``PREFIX.TGT`` (fairseq-preprocess's
-    convention): line i of one is the translation of line i of the other."""
-    src_path, tgt_path = f"{prefix}.{src_lang}", f"{prefix}.{tgt_lang}"
-    src = read_text_lines(src_path)
-    tgt = read_text_lines(tgt_path)
-    if len(src) != len(tgt):
-        raise DataFormatError(
-            tgt_path,
-            min(len(src), len(tgt)) + 1,
-            f"parallel files are misaligned: {src_path} has {len(src)} lines, {tgt_path} has {len(tgt)}",
-        )
-    return list(zip(src, tgt))
-
-
-def _clean(text: str) -> str:
-    """Whitespace runs (newlines and tabs included) to one space, stripped."""
-    return " ".join(text.split())
-
-
 # ---- sentiment --------------------------------------------------------------------------------------------------
 
 
 def read_unlabelled_text(path) -> List[LabelledText]:
     """One text per line without a label (prediction input for classification)."""
     out = []
-    for lineno, line in _open_lines(path):
+    for lineno, line in open_lines(path):
         text = line.strip()
         if text == "":
             raise DataFormatError(path, lineno, "empty line (expected a text)")
@@ -350,7 +254,7 @@ def read_marc(
     if labels not in MARC_LABELS:
         raise ValueError(f"unknown MARC label mode {labels!r} (choose from {', '.join(MARC_LABELS)})")
     out = []
-    for lineno, line in _open_lines(path):
+    for lineno, line in open_lines(path):
         if line.strip() == "":
             raise DataFormatError(path, lineno, "empty line (expected a JSON object)")
         try:
@@ -375,8 +279,8 @@ def read_marc(
             raise DataFormatError(
                 path, lineno, f"review language {record['language']!r} does not match the corpus language {language!r}"
             )
-        body = _clean(str(record["review_body"] or ""))
-        title = _clean(str(record.get("review_title") or "")) if include_title else ""
+        body = clean(str(record["review_body"] or ""))
+        title = clean(str(record.get("review_title") or "")) if include_title else ""
         text = f"{title} {body}".strip() if title else body
         if text == "":
             raise DataFormatError(path, lineno, "empty review_body")
@@ -402,7 +306,7 @@ def read_delimited(
     state = {"line": 0}
 
     def lines():
-        for lineno, line in _open_lines(path):
+        for lineno, line in open_lines(path):
             state["line"] = lineno
             yield line + "\n"
 
@@ -429,7 +333,7 @@ def read_delimited(
                 raise DataFormatError(path, lineno, "empty line")
             if len(row) != len(header):
                 raise DataFormatError(path, lineno, f"expected {len(header)} fields as in the header, found {len(row)}")
-            text = _clean(row[where["--text-column"]])
+            text = clean(row[where["--text-column"]])
             if text == "":
                 raise DataFormatError(path, lineno, f"empty text in column {text_column!r}")
             label = None
@@ -469,164 +373,6 @@ def read_classification(path, fmt: str = "tsv", labelled: bool = True, **options
     raise ValueError(f"unknown sentiment format {fmt!r} (choose from {', '.join(SENTIMENT_FORMATS)})")
 
 
-# ---- translation ------------------------------------------------------------------------------------------------
-
-
-def translation_files(prefix, src_lang, tgt_lang, fmt: str = "plain") -> Tuple[str, str]:
-    """The two files a translation ``prefix`` names in format ``fmt``."""
-    if fmt in ("plain", "iwslt-tags"):
-        return f"{prefix}.{src_lang}", f"{prefix}.{tgt_lang}"
-    if fmt == "iwslt-xml":
-        return f"{prefix}.{src_lang}.xml", f"{prefix}.{tgt_lang}.xml"
-    raise ValueError(f"unknown translation format {fmt!r} (choose from {', '.join(TRANSLATION_FORMATS)})")
-
-
-# a line that is only a metadata element: <url>...</url>, <talkid>1</talkid>, <doc docid="1" ...>, </doc>, ...
-_IWSLT_META = re.compile(r"^</?([A-Za-z][\w.:-]*)(\s[^>]*)?/?>(.*</\1>)?$")
-_IWSLT_TALKID = re.compile(r"^<talkid>\s*(.*?)\s*</talkid>$")
-
-
-def _read_iwslt_tags_side(path):
-    """Text lines of a WIT3 ``train.tags`` file (metadata lines dropped) and its talks
-    as (talkid, line, index of the talk's first segment)."""
-    segments, talks = [], []
-    for lineno, line in _open_lines(path):
-        text = line.strip()
-        if _IWSLT_META.match(text):
-            m = _IWSLT_TALKID.match(text)
-            if m:
-                talks.append((m.group(1), lineno, len(segments)))
-            continue
-        if text == "":
-            raise DataFormatError(path, lineno, "empty line")
-        segments.append((lineno, _clean(text)))
-    return segments, talks
-
-
-def read_iwslt_tags(prefix, src_lang, tgt_lang) -> List[Tuple[str, str]]:
-    """IWSLT/WIT3 training files ``PREFIX.SRC`` / ``PREFIX.TGT`` (e.g.
-    ``train.tags.en-fr.en``): one segment per line between metadata lines
-    (``<url>``, ``<talkid>``, ``<title>``, ``<description>``, ``<keywords>``,
-    ``<speaker>``, ``<reviewer>``, ``<translator>``, ``<doc>``), which are dropped.
-    Both sides must hold the same talks with the same number of segments."""
-    src_path, tgt_path = translation_files(prefix, src_lang, tgt_lang, "iwslt-tags")
-    src, src_talks = _read_iwslt_tags_side(src_path)
-    tgt, tgt_talks = _read_iwslt_tags_side(tgt_path)
-    for (s_id, s_line, s_start), (t_id, t_line, t_start) in zip(src_talks, tgt_talks):
-        if s_id != t_id:
-            raise DataFormatError(
-                tgt_path, t_line, f"talks do not match: talkid {t_id} here, {s_id} at {src_path}:{s_line}"
-            )
-        if s_start != t_start:
-            raise DataFormatError(
-                tgt_path,
-                t_line,
-                f"misaligned before talk {t_id}: {t_start} segments here, {s_start} in {src_path} up to line {s_line}",
-            )
-    if len(src_talks) != len(tgt_talks):
-        raise DataFormatError(
-            tgt_path, None, f"{len(tgt_talks)} talks here but {len(src_talks)} in {src_path}: the files do not match"
-        )
-    if len(src) != len(tgt):
-        line = tgt[len(src)][0] if len(tgt) > len(src) else (tgt[-1][0] if tgt else None)
-        raise DataFormatError(
-            tgt_path, line, f"misaligned: {len(src)} segments in {src_path}, {len(tgt)} in {tgt_path}"
-        )
-    return [(s, t) for (_, s), (_, t) in zip(src, tgt)]
-
-
-_XML_DOC = re.compile(r"<doc\b[^>]*\bdocid\s*=\s*\"([^\"]*)\"")
-_XML_SEG = re.compile(r"^<seg\s+id\s*=\s*\"?([^\">\s]+)\"?\s*>(.*)</seg>$")
-
-
-def _read_iwslt_xml_side(path) -> "OrderedDict[str, Tuple[int, OrderedDict]]":
-    """docid -> (line, OrderedDict seg id -> (line, text)) of a WIT3 XML file."""
-    docs: "OrderedDict[str, Tuple[int, OrderedDict]]" = OrderedDict()
-    current = None
-    for lineno, line in _open_lines(path):
-        text = line.strip()
-        if text.startswith("<doc"):
-            m = _XML_DOC.match(text)
-            if not m:
-                raise DataFormatError(path, lineno, "<doc> without a docid attribute")
-            if m.group(1) in docs:
-                raise DataFormatError(path, lineno, f"docid {m.group(1)} occurs twice")
-            current = OrderedDict()
-            docs[m.group(1)] = (lineno, current)
-        elif text.startswith("</doc>"):
-            current = None
-        elif "<seg" in text:
-            m = _XML_SEG.match(text)
-            if not m:
-                raise DataFormatError(path, lineno, f'malformed segment (expected <seg id="N">text</seg>): {text!r}')
-            if current is None:
-                raise DataFormatError(path, lineno, "<seg> outside a <doc>")
-            seg_id, seg = m.group(1), _clean(html.unescape(m.group(2)))
-            if seg_id in current:
-                raise DataFormatError(path, lineno, f"segment id {seg_id} occurs twice in this document")
-            if seg == "":
-                raise DataFormatError(path, lineno, f"empty segment {seg_id}")
-            current[seg_id] = (lineno, seg)
-    if not any(segs for _, segs in docs.values()):
-        raise DataFormatError(path, None, "no <doc> with <seg> segments found")
-    return docs
-
-
-def read_iwslt_xml(prefix, src_lang, tgt_lang) -> List[Tuple[str, str]]:
-    """IWSLT/WIT3 evaluation sets ``PREFIX.SRC.xml`` / ``PREFIX.TGT.xml`` (e.g.
-    ``IWSLT17.TED.dev2010.en-fr.en.xml``): ``<seg id=...>`` segments inside
-    ``<doc docid=...>`` documents. Documents are matched by ``docid`` and
-    segments by ``id``; every document and segment must have its counterpart.
-    XML entities are decoded; the source side's order is kept."""
-    src_path, tgt_path = translation_files(prefix, src_lang, tgt_lang, "iwslt-xml")
-    src, tgt = _read_iwslt_xml_side(src_path), _read_iwslt_xml_side(tgt_path)
-    for docid, (t_line, _) in tgt.items():
-        if docid not in src:
-            raise DataFormatError(tgt_path, t_line, f"document docid={docid} has no match in {src_path}")
-    pairs = []
-    for docid, (s_line, s_segs) in src.items():
-        if docid not in tgt:
-            raise DataFormatError(src_path, s_line, f"document docid={docid} has no match in {tgt_path}")
-        t_line, t_segs = tgt[docid]
-        for seg_id, (line, _) in s_segs.items():
-            if seg_id not in t_segs:
-                raise DataFormatError(
-                    src_path, line, f"segment {seg_id} of document docid={docid} is missing from {tgt_path}:{t_line}"
-                )
-        for seg_id, (line, _) in t_segs.items():
-            if seg_id not in s_segs:
-                raise DataFormatError(
-                    tgt_path, line, f"segment {seg_id} of document docid={docid} is missing from {src_path}:{s_line}"
-                )
-        pairs.extend((text, t_segs[seg_id][1]) for seg_id, (_, text) in s_segs.items())
-    return pairs
-
-
-def read_translation(prefix, src_lang, tgt_lang, fmt: str = "plain") -> List[Tuple[str, str]]:
-    """Sentence pairs in one of :data:`TRANSLATION_FORMATS`."""
-    if fmt == "plain":
-        return read_parallel(prefix, src_lang, tgt_lang)
-    if fmt == "iwslt-tags":
-        return read_iwslt_tags(prefix, src_lang, tgt_lang)
-    if fmt == "iwslt-xml":
-        return read_iwslt_xml(prefix, src_lang, tgt_lang)
-    raise ValueError(f"unknown translation format {fmt!r} (choose from {', '.join(TRANSLATION_FORMATS)})")
-
-
-def check_exists(path):
-    """A missing, unreadable or empty input file as a DataFormatError (before any
-    work is done). Pipes and process substitutions (``<(zcat x.gz)``) have no
-    size to check: they pass, and an empty stream is found when it is read."""
-    if not os.path.exists(path):
-        raise DataFormatError(path, None, "file not found")
-    if os.path.isdir(path):
-        raise DataFormatError(path, None, "is a directory, not a file")
-    if not os.access(path, os.R_OK):
-        raise DataFormatError(path, None, "cannot be read (permission denied)")
-    if stat.S_ISREG(os.stat(path).st_mode) and os.path.getsize(path) == 0:
-        raise DataFormatError(path, None, "file is empty")
-
-
 def read_conllu(path, column: str = "upos") -> List[TaggedSentence]:
     """CoNLL-U (Universal Dependencies): ten tab-separated columns per word,
     ``#`` comment lines, a blank line after each sentence. Multi-word token
@@ -636,7 +382,7 @@ def read_conllu(path, column: str = "upos") -> List[TaggedSentence]:
         raise ValueError(f"unknown CoNLL-U column {column!r} (choose from {', '.join(CONLLU_COLUMNS)})")
     col = CONLLU_COLUMNS[column]
     sentences, tokens, tags, lines = [], [], [], []
-    for lineno, line in _open_lines(path):
+    for lineno, line in open_lines(path):
         if line.strip() == "":
             if tokens:
                 sentences.append(_sentence(tokens, tags, lines))
