@@ -319,5 +319,7 @@ def test_staging_left_by_a_killed_run_is_removed_by_the_next(two_encoders, tmp_p
     open(os.path.join(stale, "train.input.bin"), "wb").write(b"partial")
     alive = os.path.join(dest, f".tmp-{staging._HOST}-{os.getpid()}-ner-zu-abc")  # a live run's: kept
     os.makedirs(alive)
+    old = os.path.join(dest, "ner", f"sw.old-{dead.pid}")  # killed while replacing ner/sw
+    shutil.copytree(os.path.join(dest, "ner", "sw"), old)
     assert preprocess.main(base + ["--lang", "yo"]) == 0
-    assert not os.path.exists(stale) and os.path.exists(alive)
+    assert not os.path.exists(stale) and os.path.exists(alive) and not os.path.exists(old)

@@ -337,7 +337,7 @@ def corpus_folders(root) -> List[Tuple[str, str]]:
         if task.startswith(".") or not os.path.isdir(task_dir):
             continue
         for key in sorted(os.listdir(task_dir)):
-            if not key.startswith(".") and os.path.isfile(os.path.join(task_dir, key, META_FILE)):
+            if not key.startswith(".") and ".old-" not in key and os.path.isfile(os.path.join(task_dir, key, META_FILE)):
                 out.append((task, key))
     return out
 

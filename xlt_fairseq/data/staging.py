@@ -275,15 +275,28 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+_OLD = re.compile(r"\.old-(?P<pid>\d+)$")
+
+
 def remove_stale_staging(destdir):
-    """Removes staging folders of runs on this host whose process is gone."""
+    """Removes staging folders of runs on this host whose process is gone, and
+    the ``<key>.old-PID`` folder a run killed while replacing a corpus left."""
     if not os.path.isdir(destdir):
         return
+    stale = []
     for name in os.listdir(destdir):
         m = _STAGING.match(name)
         if m and m.group("host") == _HOST and not _pid_alive(int(m.group("pid"))):
-            logger.warning(f"{os.path.join(destdir, name)}: removing what a killed run (pid {m.group('pid')}) left")
-            shutil.rmtree(os.path.join(destdir, name), ignore_errors=True)
+            stale.append((os.path.join(destdir, name), m.group("pid")))
+        task_dir = os.path.join(destdir, name)
+        if not name.startswith(".") and os.path.isdir(task_dir):
+            for key in os.listdir(task_dir):
+                m = _OLD.search(key)
+                if m and not _pid_alive(int(m.group("pid"))):
+                    stale.append((os.path.join(task_dir, key), m.group("pid")))
+    for path, pid in stale:
+        logger.warning(f"{path}: removing what a killed run (pid {pid}) left")
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _others_use(destdir, mine) -> bool:
