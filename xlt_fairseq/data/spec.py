@@ -13,7 +13,7 @@ import os
 import re
 import typing
 from dataclasses import dataclass, field, fields
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from .formats import DEFAULT_FORMATS, FORMATS, MARC_LABELS, UNLABELLED_FORMATS, DataFormatError, check_exists, input_files
 from .scenarios import DEFAULT_FLOOR
@@ -242,12 +242,16 @@ def _comma_list(text: str) -> List[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
-def add_spec_arguments(parser, task: str):
-    """Adds an option for every CorpusSpec field that applies to ``task`` and is
-    set on the command line (the metadata's ``cli``), typed by the field."""
+def add_spec_arguments(parser, task: Optional[str] = None, names: Optional[Sequence[str]] = None):
+    """Adds an option for every CorpusSpec field that applies to ``task`` (any
+    task when None, for tools that take ``--task``) and is set on the command
+    line (the metadata's ``cli``), typed by the field; ``names`` restricts the
+    fields (evaluation and prediction take the reading options only)."""
     for f in fields(CorpusSpec):
         meta = f.metadata
-        if not meta.get("cli") or task not in meta.get("tasks", ()):
+        if not meta.get("cli") or (task is not None and task not in meta.get("tasks", ())):
+            continue
+        if names is not None and f.name not in names:
             continue
         kind = FIELD_KINDS[f.name]
         flag = "--" + f.name.replace("_", "-")
