@@ -168,7 +168,9 @@ def test_trusted_legacy_file_is_an_explicit_opt_in(fairseq_checkpoint, tmp_path,
 
 
 @pytest.mark.parametrize("switch", ["1", "true"])
-def test_torch_environment_switch_does_not_turn_safe_loading_off(fairseq_checkpoint, tmp_path, monkeypatch, switch):  # noqa: F811
+def test_torch_environment_switch_does_not_turn_safe_loading_off(
+    fairseq_checkpoint, tmp_path, monkeypatch, switch  # noqa: F811
+):
     """TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD (a common torch >= 2.6 workaround) would make
     fairseq's torch.load unsafe: every guarded load ignores it, and it is left as it was."""
     from fairseq import checkpoint_utils

@@ -14,6 +14,7 @@ import torch
 from fairseq.trainer import Trainer
 
 from tests.conftest import run_train, train_args
+from xlt_fairseq import checkpoint_safety
 from tests.test_model_criterion import batch, setup
 
 
@@ -78,16 +79,16 @@ def test_collapsed_discriminator_is_reported(tiny_data, tmp_path, caplog):
     cfg, task, model, criterion = setup(tiny_data, tmp_path, "--collapse-window", "3")
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
-            task._watch_discriminator({"adv_count": 10, "adv_correct": 10})
+            task.policy.watch_discriminator({"adv_count": 10, "adv_correct": 10})
     assert any("collapsed" in r.getMessage() and "100 %" in r.getMessage() for r in caplog.records)
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         for acc in (5, 10, 5, 5):  # the streak restarts after the saturated step
-            task._watch_discriminator({"adv_count": 10, "adv_correct": acc})
+            task.policy.watch_discriminator({"adv_count": 10, "adv_correct": acc})
     assert sum("chance" in r.getMessage() for r in caplog.records) == 0
-    task._watch_discriminator({"adv_count": 10, "adv_correct": 5})
+    task.policy.watch_discriminator({"adv_count": 10, "adv_correct": 5})
     with caplog.at_level(logging.WARNING):
-        task._watch_discriminator({"adv_count": 10, "adv_correct": 5})
+        task.policy.watch_discriminator({"adv_count": 10, "adv_correct": 5})
     assert any("chance" in r.getMessage() for r in caplog.records)
 
 
@@ -115,15 +116,19 @@ def test_translation_pair_without_target_side_is_refused(tiny_data, tmp_path):
         run_train(train_args(data, str(tmp_path / "ckpt")))
 
 
-def test_single_class_adversarial_target_is_refused(tiny_data, tmp_path):
+def test_single_language_turns_the_adversarial_branch_off(tiny_data, tmp_path, caplog):
     args = train_args(tiny_data["data"], str(tmp_path), max_update=2)
     for flag in ("--sentiment-langs", "--mlm-langs", "--translation-pairs"):
         i = args.index(flag)
         del args[i : i + 2]
     args[args.index("--ner-langs") + 1] = "aa"
-    with pytest.raises(ValueError, match="single class"):
+    with caplog.at_level(logging.WARNING):
         run_train(args)
-    run_train(args + ["--adversarial-weight", "0"])  # the documented way out works
+    warnings = [r.getMessage() for r in caplog.records if "adversarial branch is off" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    state = checkpoint_safety.load(os.path.join(str(tmp_path), "checkpoint_last.pt"))
+    assert not any(k.startswith("discriminator.") for k in state["model"]), "a one-language model has no discriminator"
+    assert state["optimizer_history"][-1]["num_updates"] == 2
 
 
 def test_label_set_mismatch_on_restore_is_refused(tiny_data, tmp_path):

@@ -12,6 +12,5 @@ Use it with ``--user-dir`` pointing at this package's folder::
 
 __version__ = "0.1.0"
 
-from . import checkpoint_safety  # noqa: F401  (installs the safe-loading allowlist)
-from . import checkpoint_io  # noqa: F401  (atomic checkpoint copies, clear errors for corrupt files)
+from . import checkpoint_safety  # noqa: F401  (the safe-loading allowlist and the one wrapper of fairseq's loader)
 from . import criterions, models, tasks  # noqa: F401

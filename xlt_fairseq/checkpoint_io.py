@@ -1,22 +1,30 @@
 # This source code is licensed under the MIT license found in the
 # LICENSE file in the root directory of this source tree.
-"""Crash-safe checkpoint files.
+"""Crash-safe checkpoint files for the plugin's own runs.
 
 fairseq writes a checkpoint to ``FILE.tmp`` and renames it into place, but it
 makes ``checkpoint_last.pt`` and ``checkpoint_best.pt`` by *copying* that file,
 and a crash or a full disk during a copy leaves a truncated checkpoint where
-the previous good one was. Importing this module makes local copies atomic
-(copy to a temporary file in the same folder, fsync, rename), removes the
-partial ``.tmp`` file of a failed save, and turns a truncated or corrupt
-checkpoint into a :class:`CheckpointReadError` that names the file.
+the previous good one was. :func:`protect` (called by the ``xlt_multitask``
+task's ``setup_task`` with ``--save-dir``) makes copies *into that folder*
+atomic (copy to a temporary file in the same folder, fsync, rename) and removes
+the partial ``.tmp`` file of a failed save there; saves of other tasks and other
+folders in the same process go through fairseq's functions unchanged. Importing
+the plugin changes nothing here.
+
+:func:`explain_corrupt` turns a truncated or corrupt checkpoint into a
+:class:`CheckpointReadError` that names the file; the plugin's one wrapper of
+fairseq's loader (:mod:`xlt_fairseq.checkpoint_safety`) applies it to every load.
 """
 
+import contextlib
 import functools
 import logging
 import os
 import shutil
 import tempfile
 import zipfile
+from typing import Set
 
 from fairseq import checkpoint_utils
 from fairseq.file_io import PathManager
@@ -70,7 +78,38 @@ def _looks_corrupt(error: BaseException) -> bool:
     return any(marker in str(error) for marker in _CORRUPT_MARKERS)
 
 
-def install():
+@contextlib.contextmanager
+def explain_corrupt(path):
+    try:
+        yield
+    except Exception as e:
+        if _looks_corrupt(e):
+            raise CheckpointReadError(
+                f"{path}: cannot be read as a checkpoint (truncated or corrupt: {type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''}). If a run was interrupted while saving, "
+                "resume from another checkpoint in the same folder (e.g. checkpoint_N_M.pt)."
+            ) from e
+        raise
+
+
+_protected: Set[str] = set()
+
+
+def is_protected(path) -> bool:
+    if not isinstance(path, str) or not _is_local(path):
+        return False
+    folder = os.path.dirname(os.path.abspath(path))
+    return any(folder == d or folder.startswith(d + os.sep) for d in _protected)
+
+
+def protect(save_dir: str):
+    """Makes checkpoint copies into ``save_dir`` atomic and cleans up a failed
+    save's partial file there (see the module's docstring)."""
+    _install()
+    _protected.add(os.path.abspath(save_dir))
+
+
+def _install():
     if getattr(checkpoint_utils, "_xlt_checkpoint_io", False):
         return
     checkpoint_utils._xlt_checkpoint_io = True
@@ -78,7 +117,7 @@ def install():
     original_copy = PathManager.copy
 
     def copy(src_path, dst_path, overwrite=False):
-        if _is_local(src_path) and _is_local(dst_path):
+        if is_protected(dst_path) and _is_local(src_path):
             return atomic_copy(src_path, dst_path, overwrite=overwrite)
         return original_copy(src_path, dst_path, overwrite=overwrite)
 
@@ -92,29 +131,9 @@ def install():
             return original_save(obj, filename, *args, **kwargs)
         except BaseException:
             partial = f"{filename}.tmp"
-            if isinstance(filename, str) and os.path.exists(partial):
+            if is_protected(filename) and os.path.exists(partial):
                 os.remove(partial)
                 logger.error(f"saving {filename} failed; removed the partial {partial}, the previous file is intact")
             raise
 
     checkpoint_utils.torch_persistent_save = torch_persistent_save
-
-    original_load = checkpoint_utils.load_checkpoint_to_cpu
-
-    @functools.wraps(original_load)
-    def load_checkpoint_to_cpu(path, *args, **kwargs):
-        try:
-            return original_load(path, *args, **kwargs)
-        except Exception as e:
-            if _looks_corrupt(e):
-                raise CheckpointReadError(
-                    f"{path}: cannot be read as a checkpoint (truncated or corrupt: {type(e).__name__}: "
-                    f"{str(e).splitlines()[0] if str(e) else ''}). If a run was interrupted while saving, "
-                    "resume from another checkpoint in the same folder (e.g. checkpoint_N_M.pt)."
-                ) from e
-            raise
-
-    checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_to_cpu
-
-
-install()

@@ -52,6 +52,8 @@ from typing import Iterator, List, Set
 
 import torch
 
+from .checkpoint_io import explain_corrupt
+
 logger = logging.getLogger(__name__)
 
 TRUST_ENV = "XLT_TRUST_CHECKPOINTS"
@@ -249,7 +251,7 @@ def _wrap_fairseq_loader():
 
     @functools.wraps(original)
     def load_checkpoint_to_cpu(path, *args, **kwargs):
-        with _guarded(path):
+        with explain_corrupt(path), _guarded(path):
             state = original(path, *args, **kwargs)
         _check_resumed_state(path, state)
         return state

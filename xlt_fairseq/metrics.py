@@ -98,3 +98,60 @@ def bleu_from_stats(counts, totals, sys_len, ref_len) -> float:
         **smooth,
     )
     return round(bleu.score, 2)
+
+
+# ---- validation BLEU through fairseq's metrics: summable n-gram counts per prefix ----------------
+
+BLEU_ORDER = 4
+
+
+def bleu_log_stats(prefixes: Sequence[str], by_corpus: Dict[int, tuple], corpus_prefixes: Sequence[str]) -> dict:
+    """Logging-output counts of validation BLEU: for every prefix (``""`` for all
+    pairs, ``"<pair>_"`` per pair), the n-gram counts/totals and lengths of
+    ``by_corpus`` ({corpus id: (hyps, refs)}), summable across batches and workers."""
+    out = {}
+    for prefix in prefixes:
+        out[f"_bleu_{prefix}sys_len"] = 0
+        out[f"_bleu_{prefix}ref_len"] = 0
+        for i in range(BLEU_ORDER):
+            out[f"_bleu_{prefix}counts_{i}"] = 0
+            out[f"_bleu_{prefix}totals_{i}"] = 0
+    for corpus_id, (hyps, refs) in by_corpus.items():
+        stats = bleu_stats(hyps, refs)
+        for prefix in ("", corpus_prefixes[corpus_id]):
+            out[f"_bleu_{prefix}sys_len"] += stats["sys_len"]
+            out[f"_bleu_{prefix}ref_len"] += stats["ref_len"]
+            for i in range(BLEU_ORDER):
+                out[f"_bleu_{prefix}counts_{i}"] += stats["counts"][i]
+                out[f"_bleu_{prefix}totals_{i}"] += stats["totals"][i]
+    return out
+
+
+def reduce_bleu(logging_outputs, prefixes: Sequence[str]):
+    """Logs ``bleu`` and ``bleu_<pair>`` (derived from the summed counts, so exact
+    across batches and workers) as fairseq's translation task does."""
+    from fairseq import metrics, utils
+
+    def total(key):
+        return float(sum(utils.item(log.get(key, 0)) for log in logging_outputs))
+
+    for prefix in prefixes:
+        name = "bleu" if prefix == "" else "bleu_" + prefix[:-1]
+        totals = [total(f"_bleu_{prefix}totals_{i}") for i in range(BLEU_ORDER)]
+        if max(totals) <= 0:
+            continue
+        for i in range(BLEU_ORDER):
+            metrics.log_scalar(f"_bleu_{prefix}counts_{i}", total(f"_bleu_{prefix}counts_{i}"))
+            metrics.log_scalar(f"_bleu_{prefix}totals_{i}", totals[i])
+        metrics.log_scalar(f"_bleu_{prefix}sys_len", total(f"_bleu_{prefix}sys_len"))
+        metrics.log_scalar(f"_bleu_{prefix}ref_len", total(f"_bleu_{prefix}ref_len"))
+
+        def compute(meters, prefix=prefix):
+            return bleu_from_stats(
+                [float(meters[f"_bleu_{prefix}counts_{i}"].sum) for i in range(BLEU_ORDER)],
+                [float(meters[f"_bleu_{prefix}totals_{i}"].sum) for i in range(BLEU_ORDER)],
+                float(meters[f"_bleu_{prefix}sys_len"].sum),
+                float(meters[f"_bleu_{prefix}ref_len"].sum),
+            )
+
+        metrics.log_derived(name, compute)

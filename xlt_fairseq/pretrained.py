@@ -180,7 +180,7 @@ def _shape_hint(key: str, theirs, ours, options) -> str:
 
 
 def load_pretrained_encoder(encoder, path: str, dictionary: Dictionary) -> Dict[str, int]:
-    """Initialises ``encoder`` (an :class:`~xlt_fairseq.models.xlt_model.XLTEncoder`)
+    """Initialises ``encoder`` (an :class:`~xlt_fairseq.modules.xlt_encoder.XLTEncoder`)
     from the checkpoint directory ``path``, in place.
 
     Args:

@@ -17,10 +17,10 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
 from .. import metrics as xlt_metrics
 from ..data.corpora import IGNORE_INDEX
+from ..data.task_names import BUILTIN_TASKS, CLASSIFICATION, TAGGING
 
 logger = logging.getLogger(__name__)
 
-TASK_NAMES = ("ner", "sentiment", "translation", "mlm")
 TASK_WEIGHTING_CHOICES = ChoiceEnum(["fixed", "uncertainty"])
 
 
@@ -90,6 +90,11 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
 
     def __init__(self, cfg: XLTMultitaskAdversarialConfig, task):
         super().__init__(task)
+        if not hasattr(task, "corpus_keys"):
+            raise ValueError(
+                f"--criterion xlt_multitask_adversarial needs --task xlt_multitask (its multi-task batches), "
+                f"not {type(task).__name__}"
+            )
         self.cfg = cfg
         self.active = list(task.task_names)
         self.kinds = {name: task.task_kind(name) for name in self.active}
@@ -99,7 +104,7 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
             "translation": cfg.translation_weight,
             "mlm": cfg.mlm_weight,
         }
-        for name in TASK_NAMES:
+        for name in BUILTIN_TASKS:
             w = getattr(cfg, f"{name}_weight")
             if name not in self.active and w > 0 and w != 1.0:
                 flag = "--translation-pairs" if name == "translation" else f"--{name}-langs"
@@ -116,12 +121,17 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
                 raise ValueError(f"--{name}-weight must be >= 0")
         self.corpus_keys = {name: list(task.corpus_keys[name]) for name in self.active}
         self.labels = {
-            name: task.labels(name) for name in self.active if self.kinds[name] in ("tagging", "classification")
+            name: task.labels(name) for name in self.active if self.kinds[name] in (TAGGING, CLASSIFICATION)
         }
         self.log_vars = None
         if cfg.task_weighting == "uncertainty":
             self.log_vars = nn.ParameterDict({name: nn.Parameter(torch.zeros(1)) for name in self.active})
-        self._checked_adversarial = False
+        classes = getattr(task, "adversarial_classes", None)
+        if cfg.adversarial_weight > 0 and classes is not None and classes < 2:
+            logger.warning(
+                "one language (or domain) across all corpora: the adversarial branch is off "
+                "(as with --adversarial-weight 0)"
+            )
 
     # ---- losses ----------------------------------------------------------------
 
@@ -151,7 +161,7 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
         logits = out["logits"]
         lprobs = F.log_softmax(logits, dim=-1, dtype=torch.float32)
         loss = F.nll_loss(lprobs.view(-1, lprobs.size(-1)), target.view(-1), ignore_index=IGNORE_INDEX, reduction="sum")
-        units = int(target.ne(IGNORE_INDEX).sum()) if self.kinds[name] == "tagging" else target.numel()
+        units = int(target.ne(IGNORE_INDEX).sum()) if self.kinds[name] == TAGGING else target.numel()
         return out, loss, None, units
 
     def _weighted(self, name, mean_loss, logging_output):
@@ -182,8 +192,11 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
         for name in self.active:
             logging_output[f"{name}_loss"] = zero
             logging_output[f"{name}_count"] = 0
+            logging_output[f"nonfinite_{name}"] = 0
             if self.log_vars is not None:
                 logging_output[f"_weight_{name}"] = float(torch.exp(-self.log_vars[name].detach()))
+        logging_output["nonfinite_adv"] = 0
+        terms = {}
         if "translation" in self.active:
             logging_output["translation_nll_loss"] = zero
         evaluating = not model.training
@@ -205,6 +218,7 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
                 out, loss_sum, nll_sum, units = self._task_loss(model, name, sub)
                 term = self._weighted(name, loss_sum / max(units, 1), logging_output)
                 total = term if total is None else total + term
+                terms[name] = term.detach()
                 logging_output[f"{name}_loss"] = loss_sum.data
                 logging_output[f"{name}_count"] = units
                 if nll_sum is not None:
@@ -222,10 +236,8 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
             if phase != "critic":
                 total = total + self.cfg.soft_sharing_weight * penalty
 
+        # the model builds no discriminator for a single language or domain
         discriminator = getattr(model, "discriminator", None)
-        if discriminator is None and self.cfg.adversarial_weight > 0:
-            # the model builds no discriminator for a single language or domain
-            self._check_adversarial(None)
         if discriminator is not None and pooled:
             features = torch.cat(pooled, dim=0)
             targets = torch.cat(adv_targets, dim=0)
@@ -235,7 +247,6 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
                 logits = discriminator(features, reverse=False)
             else:
                 logits = discriminator.forward_frozen(features)
-            self._check_adversarial(logits)
             lprobs = F.log_softmax(logits, dim=-1, dtype=torch.float32)
             adv_sum = F.nll_loss(lprobs, targets, reduction="sum")
             adv_mean = adv_sum / targets.numel()
@@ -247,6 +258,7 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
                 # the graph, so distributed training sees no unused parameters
                 term = self.cfg.adversarial_weight * adv_mean
             total = term if total is None else total + term
+            terms["adv"] = term.detach()
             logging_output["adv_loss"] = adv_sum.data
             logging_output["adv_count"] = targets.numel()
             logging_output["adv_correct"] = int((lprobs.argmax(-1) == targets).sum())
@@ -256,22 +268,17 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
             logging_output.update(adv_loss=zero, adv_count=0, adv_correct=0, _grl_lambda=0.0, _grl_n=0)
         if total is None:
             raise ValueError("empty multi-task batch")
+        if terms:
+            # which terms are NaN/Inf, read by the task's training policy (one device sync for all)
+            finite = torch.stack([torch.isfinite(t).all() for t in terms.values()]).tolist()
+            for name, ok in zip(terms, finite):
+                logging_output[f"nonfinite_{name}"] = int(not ok)
         logging_output["loss"] = total.data
         return total, 1, logging_output
 
     def _adversarial_target(self, model):
         cfg = getattr(model, "cfg", None)
         return getattr(cfg, "adversarial_target", "language") if cfg is not None else "language"
-
-    def _check_adversarial(self, logits):
-        if self._checked_adversarial:
-            return
-        self._checked_adversarial = True
-        if (logits is None or logits.size(-1) < 2) and self.cfg.adversarial_weight > 0:
-            raise ValueError(
-                "the adversarial target has a single class (one language or one domain across all corpora); "
-                "the discriminator has nothing to learn: set --adversarial-weight 0 or add corpora"
-            )
 
     # ---- evaluation counts ----------------------------------------------------
 
@@ -282,7 +289,7 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
                 for suffix in suffixes:
                     for stat in ("correct", "pred", "gold"):
                         log[f"_ner_{stat}{suffix}"] = 0
-            elif self.kinds[name] == "tagging":
+            elif self.kinds[name] == TAGGING:
                 for suffix in suffixes:
                     log[f"_tag_{name}_correct{suffix}"] = 0
                     log[f"_tag_{name}_total{suffix}"] = 0
@@ -296,7 +303,7 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
 
     def _add_metric_counts(self, log, name, out, sub):
         keys = self.corpus_keys[name]
-        if self.kinds[name] == "tagging":
+        if self.kinds[name] == TAGGING:
             pred = out["logits"].argmax(dim=-1).cpu()
             target = sub["target"].cpu()
             corpus = sub["corpus_id"].cpu().tolist()

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import struct
-from typing import Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -266,6 +266,15 @@ def load_root_dictionary(root):
         return Dictionary.load(path)
     except Exception as e:  # fairseq raises ValueError/RuntimeError/UnicodeDecodeError for damaged lines
         raise CorpusError(f"{path}: not a fairseq dictionary ({type(e).__name__}: {e})") from None
+
+
+def verify_corpora(root, corpus_keys: Dict[str, Sequence[str]], vocab_size: Optional[int] = None):
+    """:func:`verify_corpus` for every ``{task: [keys]}`` a run lists (training,
+    evaluation and generation call it when the task is set up)."""
+    dict_md5 = root_dict_md5(root)
+    for name, keys in corpus_keys.items():
+        for key in keys:
+            verify_corpus(root, name, key, dict_md5, vocab_size)
 
 
 def longest(dataset) -> Tuple[int, int]:

@@ -10,8 +10,6 @@ Learning in Natural Language Processing: Overcoming Low-Resource Challenges"
 (2015) and the encoder of XLM-R (Conneau et al., 2020).
 """
 
-import argparse
-import copy
 import logging
 import zlib
 from dataclasses import dataclass, field
@@ -21,26 +19,18 @@ import torch
 import torch.nn as nn
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
-from fairseq.models.roberta import model as roberta
-from fairseq.models.roberta.model import RobertaEncoder
 from fairseq.models.transformer import TransformerDecoder
-from fairseq.models.transformer import base_architecture as transformer_base_architecture
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
 from fairseq.utils import safe_getattr
 from omegaconf import II
 
-from ..modules.heads import (
-    Discriminator,
-    FeatureExtractor,
-    SentenceClassificationHead,
-    TokenTaggingHead,
-    masked_mean,
-)
+from ..modules.heads import Discriminator, SentenceClassificationHead, TokenTaggingHead, masked_mean
+from ..modules.xlt_encoder import XLTEncoder, decoder_namespace, encoder_namespace
 
 logger = logging.getLogger(__name__)
 
-TAGGING_TASKS = ("ner",)
-CLASSIFICATION_TASKS = ("sentiment",)
+# the parameter group of the discriminator (``p.param_group``, as fairseq's composite optimizer reads it)
+DISCRIMINATOR_GROUP = "discriminator"
 
 GRL_SCHEDULE_CHOICES = ChoiceEnum(["constant", "ganin"])
 SHARING_CHOICES = ChoiceEnum(["hard", "soft"])
@@ -140,144 +130,6 @@ def label_signature(label_sets: str) -> int:
     return zlib.crc32((label_sets or "").encode("utf-8"))
 
 
-def _encoder_namespace(cfg) -> argparse.Namespace:
-    args = argparse.Namespace(
-        encoder_layers=cfg.encoder_layers,
-        encoder_embed_dim=cfg.encoder_embed_dim,
-        encoder_ffn_embed_dim=cfg.encoder_ffn_embed_dim,
-        encoder_attention_heads=cfg.encoder_attention_heads,
-        max_positions=cfg.max_positions,
-        activation_fn=cfg.activation_fn,
-        dropout=cfg.dropout,
-        attention_dropout=cfg.attention_dropout,
-        activation_dropout=cfg.activation_dropout,
-        pooler_dropout=cfg.pooler_dropout,
-        encoder_layerdrop=cfg.encoder_layerdrop,
-        untie_weights_roberta=False,
-        encoder_layers_to_keep=None,
-    )
-    roberta.base_architecture(args)
-    return args
-
-
-def _decoder_namespace(cfg) -> argparse.Namespace:
-    args = argparse.Namespace(
-        decoder_embed_dim=cfg.encoder_embed_dim,
-        decoder_output_dim=cfg.encoder_embed_dim,
-        decoder_input_dim=cfg.encoder_embed_dim,
-        decoder_ffn_embed_dim=cfg.decoder_ffn_embed_dim,
-        decoder_layers=cfg.decoder_layers,
-        decoder_attention_heads=cfg.decoder_attention_heads,
-        decoder_learned_pos=True,
-        decoder_normalize_before=False,
-        layernorm_embedding=True,
-        no_scale_embedding=True,
-        # the decoder attends to the feature extractor's output
-        encoder_embed_dim=cfg.feature_extractor_dim,
-        max_target_positions=cfg.max_target_positions,
-        activation_fn=cfg.activation_fn,
-        dropout=cfg.dropout,
-        attention_dropout=cfg.attention_dropout,
-        activation_dropout=cfg.activation_dropout,
-        share_decoder_input_output_embed=True,
-    )
-    transformer_base_architecture(args)
-    return args
-
-
-class XLTEncoder(RobertaEncoder):
-    """fairseq's RoBERTa encoder (parameter names ``sentence_encoder.*`` and
-    ``lm_head.*`` as in XLM-R checkpoints) plus the shared feature extractor.
-
-    Its ``forward`` returns fairseq's ``encoder_out`` dict with the feature
-    extractor's output as ``encoder_out``, so that ``fairseq-generate`` can drive
-    the translation decoder."""
-
-    def __init__(self, args, dictionary, feature_extractor_dim):
-        super().__init__(args, dictionary)
-        self.feature_extractor = FeatureExtractor(
-            args.encoder_embed_dim, feature_extractor_dim, args.activation_fn, args.dropout
-        )
-
-        # soft parameter sharing: task name -> its own copy of the trainable layers
-        self.task_layers = nn.ModuleDict()
-        self.shared_layers = 0
-        self.decoder_task = "translation"
-
-    def enable_soft_sharing(self, task_names, frozen_layers):
-        """Gives every task but the first its own copy of the layers above
-        ``frozen_layers`` (the first task uses the original layers), all
-        starting from the same (pretrained) weights."""
-        self.shared_layers = frozen_layers
-        for name in task_names[1:]:
-            self.task_layers[name] = copy.deepcopy(self.sentence_encoder.layers[frozen_layers:])
-
-    def _layers_of(self, task):
-        return self.task_layers[task] if task in self.task_layers else None
-
-    def _encode(self, src_tokens, src_lengths=None, task=None, return_all_hiddens=False):
-        own = self._layers_of(task)
-        if own is None:
-            return self.sentence_encoder(src_tokens, src_lengths=src_lengths, return_all_hiddens=return_all_hiddens)
-        # fairseq's TransformerEncoder.forward_scriptable with the task's own upper layers
-        se = self.sentence_encoder
-        padding_mask = src_tokens.eq(se.padding_idx)
-        has_pads = bool(padding_mask.any())
-        x, embedding = se.forward_embedding(src_tokens)
-        if has_pads:
-            x = x * (1 - padding_mask.unsqueeze(-1).type_as(x))
-        x = x.transpose(0, 1)
-        states = [x] if return_all_hiddens else []
-        for layer in list(se.layers[: self.shared_layers]) + list(own):
-            x = layer(x, encoder_padding_mask=padding_mask if has_pads else None)
-            if isinstance(x, tuple):
-                x = x[0]
-            if return_all_hiddens:
-                states.append(x)
-        if se.layer_norm is not None:
-            x = se.layer_norm(x)
-        return {
-            "encoder_out": [x],
-            "encoder_padding_mask": [padding_mask],
-            "encoder_embedding": [embedding],
-            "encoder_states": states,
-            "fc_results": [],
-            "src_tokens": [],
-            "src_lengths": [src_lengths] if src_lengths is not None else [],
-        }
-
-    def hidden_states(self, src_tokens, src_lengths=None, task=None):
-        """Encoder states (B x T x C) and the padding mask (B x T)."""
-        out = self._encode(src_tokens, src_lengths, task)
-        return out["encoder_out"][0].transpose(0, 1), out["encoder_padding_mask"][0]
-
-    def forward(self, src_tokens, src_lengths=None, return_all_hiddens=False, task=None, **unused):
-        out = self._encode(src_tokens, src_lengths, task or self.decoder_task, return_all_hiddens)
-        out = dict(out)
-        out["encoder_out"] = [self.feature_extractor(out["encoder_out"][0])]
-        return out
-
-    def soft_sharing_penalty(self):
-        """Sum over tasks of the squared L2 distance between each task's copy of
-        the trainable layers and their mean (0 when all copies are equal)."""
-        if len(self.task_layers) == 0:
-            return None
-        stacks = [self.sentence_encoder.layers[self.shared_layers :]] + list(self.task_layers.values())
-        total = None
-        for params in zip(*[list(stack.parameters()) for stack in stacks]):
-            if not params[0].requires_grad:
-                continue
-            # accumulated in fp32: with --fp16 the sum over all weights can exceed 65504
-            mean = torch.stack([p.float() for p in params]).mean(dim=0)
-            term = sum(((p.float() - mean) ** 2).sum() for p in params)
-            total = term if total is None else total + term
-        return total
-
-    @torch.jit.export
-    def reorder_encoder_out(self, encoder_out, new_order):
-        return self.sentence_encoder.reorder_encoder_out(encoder_out, new_order)
-
-
 @register_model("xlt_model", dataclass=XLTModelConfig)
 class XLTModel(BaseFairseqModel):
     """Multi-task, adversarial cross-lingual transfer model.
@@ -304,6 +156,10 @@ class XLTModel(BaseFairseqModel):
         # a checksum of the heads' label sets travels with the weights, so that a
         # checkpoint is never resumed or restored onto data with other labels
         self.register_buffer("label_signature", torch.tensor([label_signature(cfg.label_sets)], dtype=torch.long))
+        if discriminator is not None:
+            # fairseq's composite optimizer (and the alternating mode) groups parameters by this attribute
+            for p in discriminator.parameters():
+                p.param_group = DISCRIMINATOR_GROUP
         self._freeze()
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
@@ -338,8 +194,20 @@ class XLTModel(BaseFairseqModel):
         ``--critic-steps`` critic updates, then one encoder update."""
         if self.cfg.adversarial_mode != "alternating" or not self.training or self.discriminator is None:
             return "joint"
+        return self._phase_at(self.num_updates)
+
+    def _phase_at(self, num_updates):
         cycle = self.cfg.critic_steps + 1
-        return "encoder" if self.num_updates % cycle == self.cfg.critic_steps else "critic"
+        return "encoder" if num_updates % cycle == self.cfg.critic_steps else "critic"
+
+    def get_groups_for_update(self, num_updates):
+        """The parameter group an update may change (fairseq's mechanism of
+        ``wav2vec_u``): None (all) unless ``--adversarial-mode alternating``, then
+        ``discriminator`` in a critic update and ``default`` (everything else) in
+        an encoder update."""
+        if self.cfg.adversarial_mode != "alternating" or self.discriminator is None:
+            return None
+        return DISCRIMINATOR_GROUP if self._phase_at(num_updates) == "critic" else "default"
 
     def soft_sharing_penalty(self):
         return self.encoder.soft_sharing_penalty()
@@ -358,7 +226,7 @@ class XLTModel(BaseFairseqModel):
                 f"--freeze-layers {cfg.freeze_layers} is outside the encoder's 0..{cfg.encoder_layers} layers"
             )
         dictionary = task.source_dictionary
-        encoder = XLTEncoder(_encoder_namespace(cfg), dictionary, cfg.feature_extractor_dim)
+        encoder = XLTEncoder(encoder_namespace(cfg), dictionary, cfg.feature_extractor_dim)
         encoder.feature_extractor.reset_parameters()
         if not encoder.feature_extractor.residual:
             logger.warning(
@@ -380,7 +248,7 @@ class XLTModel(BaseFairseqModel):
 
         decoder = None
         if cfg.with_decoder:
-            dec_args = _decoder_namespace(cfg)
+            dec_args = decoder_namespace(cfg)
             if cfg.untie_decoder_embeddings:
                 embed = nn.Embedding(len(dictionary), cfg.encoder_embed_dim, dictionary.pad())
                 nn.init.normal_(embed.weight, mean=0, std=cfg.encoder_embed_dim**-0.5)

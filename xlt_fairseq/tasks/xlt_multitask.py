@@ -5,88 +5,29 @@
 import contextlib
 import json
 import logging
-import os
 from argparse import Namespace
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-import numpy as np
 import torch
-from fairseq import metrics, utils
-from fairseq.data import Dictionary, LanguagePairDataset, ResamplingDataset
+from fairseq import utils
+from fairseq.data import Dictionary, LanguagePairDataset
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING, open_dict
 
+from .. import checkpoint_io
 from .. import metrics as xlt_metrics
-from ..data import corpora
+from ..data import corpora, task_names
 from ..data.round_robin import MultilingualTaskDataset, MultitaskConcatDataset, RoundRobinMultitaskDataset
+from ..data.selection import CorporaView, corpus_language, temperature_resample  # noqa: F401
+from ..training_policy import NonFiniteLossError, TrainingPolicy, check_alternating  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
-BLEU_ORDER = 4
-
-
-def _split_list(value: Optional[str]) -> List[str]:
-    if not value:
-        return []
-    return [v.strip() for v in str(value).split(",") if v.strip()]
-
-
-RESERVED_TASK_NAMES = ("ner", "sentiment", "translation", "mlm", "adv")
-
-
-def parse_tagging_tasks(value: str, data_root: str) -> "OrderedDict[str, List[str]]":
-    """``pos:en+sw,chunk`` -> {"pos": ["en", "sw"], "chunk": [languages found under DATA/chunk]}."""
-    out = OrderedDict()
-    for item in _split_list(value):
-        name, _, langs = item.partition(":")
-        name = name.strip()
-        if not name.isidentifier() or name in RESERVED_TASK_NAMES:
-            raise ValueError(f"--tagging-tasks: {name!r} is not a valid auxiliary task name")
-        if name in out:
-            raise ValueError(f"--tagging-tasks lists {name!r} twice")
-        if langs:
-            out[name] = [lang.strip() for lang in langs.split("+") if lang.strip()]
-        else:
-            folder = os.path.join(data_root, name)
-            found = sorted(d for d in os.listdir(folder) if not d.startswith(".")) if os.path.isdir(folder) else []
-            if not found:
-                raise FileNotFoundError(f"{folder}: no corpora for auxiliary tagging task {name!r}")
-            out[name] = found
-    return out
-
-
-def temperature_resample(dataset, corpus_sizes, temperature, seed, epoch):
-    """Resamples a task's concatenated corpora so that corpus ``c`` is drawn with
-    probability proportional to ``n_c ** (1 / T)`` (the same total size; re-drawn
-    every epoch): T=1 is mixing by size, a large T approaches uniform."""
-    sizes = np.asarray(corpus_sizes, dtype=np.float64)
-    probs = (sizes / sizes.sum()) ** (1.0 / temperature)
-    probs /= probs.sum()
-    weights = np.concatenate([np.full(int(n), p / n) for n, p in zip(sizes, probs)])
-    return ResamplingDataset(dataset, weights=weights, replace=True, size_ratio=1.0, seed=seed, epoch=epoch)
-
-
-class NonFiniteLossError(RuntimeError):
-    """Too many consecutive updates had a NaN/Inf loss. (Not a FloatingPointError:
-    fairseq's trainer catches those to re-run the batch under its NaN detector.)"""
-
-
-def _finite(value) -> bool:
-    if isinstance(value, torch.Tensor):
-        return bool(torch.isfinite(value).all())
-    return np.isfinite(value)
-
-
-def nonfinite_terms(logging_output) -> List[str]:
-    """Names of the loss terms (tasks, ``adv``) that are NaN/Inf in a logging output."""
-    bad = []
-    for key, value in logging_output.items():
-        if key.endswith("_loss") and key != "translation_nll_loss" and not _finite(value):
-            bad.append(key[: -len("_loss")])
-    return bad
+CRITERION = "xlt_multitask_adversarial"
+MODEL = "xlt_model"
 
 
 def metric_suffix(key: str) -> str:
@@ -152,11 +93,20 @@ class XLTMultitaskConfig(FairseqDataclass):
             "updates); 0 turns the check off"
         },
     )
+    # options of other groups that this task checks before any data is loaded
     seed: int = II("common.seed")
     cpu: bool = II("common.cpu")
     fp16: bool = II("common.fp16")
+    memory_efficient_fp16: bool = II("common.memory_efficient_fp16")
     amp: bool = II("common.amp")
     train_subset: str = II("dataset.train_subset")
+    save_dir: str = II("checkpoint.save_dir")
+    valid_subset: str = II("dataset.valid_subset")
+    ddp_backend: str = II("distributed_training.ddp_backend")
+    distributed_world_size: int = II("distributed_training.distributed_world_size")
+    disable_validation: bool = II("dataset.disable_validation")
+    best_checkpoint_metric: str = II("checkpoint.best_checkpoint_metric")
+    maximize_best_checkpoint_metric: bool = II("checkpoint.maximize_best_checkpoint_metric")
 
 
 @register_task("xlt_multitask", dataclass=XLTMultitaskConfig)
@@ -176,77 +126,18 @@ class XLTMultitaskTask(FairseqTask):
 
     cfg: XLTMultitaskConfig
 
-    def __init__(self, cfg: XLTMultitaskConfig, dictionary: Dictionary):
+    def __init__(self, cfg: XLTMultitaskConfig, dictionary: Dictionary, corpora_view: "CorporaView"):
         super().__init__(cfg)
         self.dictionary = dictionary
         self.mask_idx = dictionary.index("<mask>")
         self.sequence_generator = None
-
-        pairs = _split_list(cfg.translation_pairs)
-        self.generation_pair = None
-        if cfg.source_lang or cfg.target_lang:
-            if not (cfg.source_lang and cfg.target_lang):
-                raise ValueError("--source-lang and --target-lang must be given together")
-            self.generation_pair = f"{cfg.source_lang}-{cfg.target_lang}"
-            if self.generation_pair not in pairs:
-                pairs.append(self.generation_pair)
-        self.tagging_tasks = parse_tagging_tasks(cfg.tagging_tasks, utils.split_paths(cfg.data)[0])
-        self.corpus_keys: "OrderedDict[str, List[str]]" = OrderedDict(
-            (name, keys)
-            for name, keys in (
-                ("ner", _split_list(cfg.ner_langs)),
-                ("sentiment", _split_list(cfg.sentiment_langs)),
-                ("translation", pairs),
-                ("mlm", _split_list(cfg.mlm_langs)),
-                *self.tagging_tasks.items(),
-            )
-            if keys
-        )
-        for name, keys in self.corpus_keys.items():
-            if len(set(keys)) != len(keys):
-                raise ValueError(f"--{name.replace('_', '-')} lists a corpus twice: {keys}")
-            if name == "translation":
-                for k in keys:
-                    if len(k.split("-")) != 2 or not all(k.split("-")):
-                        raise ValueError(f"translation pair {k!r} is not of the form SRC-TGT")
-        if not self.corpus_keys:
-            raise ValueError(
-                "no task is active: give at least one of --ner-langs, --sentiment-langs, --mlm-langs, "
-                "--translation-pairs"
-            )
-
-        self.meta: Dict[str, Dict[str, dict]] = {name: {} for name in self.corpus_keys}
-        for name, keys in self.corpus_keys.items():
-            for key in keys:
-                path = corpora.corpus_dir(cfg.data, name, key)
-                if not os.path.isdir(path):
-                    raise FileNotFoundError(
-                        f"{path}: no {name} corpus for {key!r} in {cfg.data} (prepare it with scripts/preprocess.py)"
-                    )
-                self.meta[name][key] = corpora.read_meta(path)
-                if name == "translation":
-                    for split in ("train", "valid", "test"):
-                        has_src = corpora.has_split(path, split, "src")
-                        if has_src != corpora.has_split(path, split, "tgt"):
-                            side = "target (.tgt)" if has_src else "source (.src)"
-                            raise FileNotFoundError(
-                                f"{path}: the {split} split of translation pair {key} has no {side} side"
-                            )
-
-        self._labels = {
-            name: corpora.union_labels(
-                [corpora.read_labels(corpora.corpus_dir(cfg.data, name, k)) for k in self.corpus_keys[name]]
-            )
-            for name in self.corpus_keys
-            if self.task_kind(name) in ("tagging", "classification")
-        }
-        languages, domains = set(), set()
-        for name, keys in self.corpus_keys.items():
-            for key in keys:
-                languages.add(self.corpus_language(name, key))
-                domains.add(self.meta[name][key].get("domain", "general"))
-        self.languages = sorted(languages)
-        self.domains = sorted(domains)
+        self.generation_pair = corpora_view.generation_pair
+        self.tagging_tasks = corpora_view.tagging_tasks
+        self.corpus_keys = corpora_view.corpus_keys
+        self.meta = corpora_view.meta
+        self._labels = corpora_view.labels
+        self.languages = corpora_view.languages
+        self.domains = corpora_view.domains
         logger.info(
             "xlt_multitask: "
             + "; ".join(f"{name}: {','.join(keys)}" for name, keys in self.corpus_keys.items())
@@ -255,6 +146,8 @@ class XLTMultitaskTask(FairseqTask):
 
     @classmethod
     def setup_task(cls, cfg: XLTMultitaskConfig, **kwargs):
+        """Reads the data root's dictionary and the ``meta.json`` / labels of the
+        corpora the options select (the data itself is read by :meth:`load_dataset`)."""
         paths = utils.split_paths(cfg.data)
         assert len(paths) > 0
         dictionary = corpora.load_root_dictionary(paths[0])
@@ -262,12 +155,11 @@ class XLTMultitaskTask(FairseqTask):
         # last so the embedding has XLM-R's 250,002 rows
         dictionary.add_symbol("<mask>")
         logger.info(f"dictionary: {len(dictionary)} types")
-        task = cls(cfg, dictionary)
-        # every corpus against the root (dictionary checksum, listed splits, file sizes) before any use
-        dict_md5 = corpora.root_dict_md5(paths[0])
-        for name, keys in task.corpus_keys.items():
-            for key in keys:
-                corpora.verify_corpus(paths[0], name, key, dict_md5, vocab_size=len(dictionary))
+        if getattr(cfg, "save_dir", None):
+            # atomic checkpoint copies and no partial files in this run's folder (checkpoint_io.py)
+            checkpoint_io.protect(cfg.save_dir)
+        task = cls(cfg, dictionary, CorporaView.read(cfg))
+        corpora.verify_corpora(paths[0], task.corpus_keys, len(dictionary))  # before any use (corpora.py)
         return task
 
     # ---- what the data holds -------------------------------------------------
@@ -277,11 +169,7 @@ class XLTMultitaskTask(FairseqTask):
 
     def task_kind(self, name) -> str:
         """``tagging`` (NER and auxiliary taggers), ``classification``, ``translation`` or ``mlm``."""
-        if name == "sentiment":
-            return "classification"
-        if name in ("translation", "mlm"):
-            return name
-        return "tagging"
+        return task_names.builtin_kind(name)
 
     @property
     def task_names(self) -> List[str]:
@@ -291,7 +179,7 @@ class XLTMultitaskTask(FairseqTask):
         return self._labels[name]
 
     def corpus_language(self, name, key) -> str:
-        return key.split("-")[0] if name == "translation" else key
+        return corpus_language(name, key)
 
     def check_resumed_cfg(self, saved_cfg, checkpoint):
         """Called (by :mod:`xlt_fairseq.checkpoint_safety`) when training resumes
@@ -308,7 +196,7 @@ class XLTMultitaskTask(FairseqTask):
         stream = "src" if name == "translation" else "input"
         if not corpora.has_split(path, split, stream):
             return None
-        if self.task_kind(name) == "tagging":
+        if self.task_kind(name) == task_names.TAGGING:
             return corpora.load_tagging_corpus(path, split, self.dictionary, self.labels(name))
         if name == "sentiment":
             return corpora.load_classification_corpus(path, split, self.dictionary, self.labels(name))
@@ -392,16 +280,28 @@ class XLTMultitaskTask(FairseqTask):
     # ---- model ---------------------------------------------------------------
 
     def build_model(self, cfg, from_checkpoint=False):
+        from fairseq.models import ARCH_MODEL_NAME_REGISTRY, MODEL_REGISTRY
+
+        arch = getattr(cfg, "_name", None)
+        if arch not in MODEL_REGISTRY and ARCH_MODEL_NAME_REGISTRY.get(arch) != MODEL:
+            archs = sorted(a for a, m in ARCH_MODEL_NAME_REGISTRY.items() if m == MODEL)
+            raise ValueError(
+                f"--arch {arch} is not an architecture of {MODEL}, the one model --task xlt_multitask trains: "
+                f"use one of {', '.join(archs)}"
+            )
         if self.cfg.bf16_autocast and not from_checkpoint:
             self._check_bf16()
         # The head sizes are stored in the model config, so that a checkpoint can
         # be rebuilt by a task that lists fewer corpora (fairseq-generate).
         # The discriminator's chance level, for the collapse check, depends on its target.
-        self._adversarial_classes = self.num_adversarial_classes(getattr(cfg, "adversarial_target", "language"))
+        self.adversarial_classes = self.num_adversarial_classes(getattr(cfg, "adversarial_target", "language"))
+        self._policy = None
+        if not from_checkpoint and getattr(cfg, "adversarial_mode", "grl") == "alternating":
+            check_alternating(self.cfg, self.cfg.ddp_backend, self.cfg.distributed_world_size)
         sizes = {
             "num_ner_labels": len(self.labels("ner")) if self.has_task("ner") else 0,
             "num_sentiment_labels": len(self.labels("sentiment")) if self.has_task("sentiment") else 0,
-            "num_adversarial_classes": self.num_adversarial_classes(getattr(cfg, "adversarial_target", "language")),
+            "num_adversarial_classes": self.adversarial_classes,
             "with_decoder": self.has_task("translation"),
             "tagging_heads": ",".join(f"{name}:{len(self.labels(name))}" for name in self.tagging_tasks),
             "task_names": ",".join(self.task_names),
@@ -422,6 +322,72 @@ class XLTMultitaskTask(FairseqTask):
             self.sequence_generator = self.build_generator([model], Namespace(**gen_args))
         return model
 
+    def build_criterion(self, cfg, from_checkpoint=False):
+        """Refuses, before any data is loaded, a criterion that cannot read this
+        task's batches and a ``--best-checkpoint-metric`` this run cannot produce."""
+        name = getattr(cfg, "_name", None)
+        if name != CRITERION:
+            raise ValueError(
+                f"--criterion {name} cannot train --task xlt_multitask (its batches hold one sub-batch per task): "
+                f"use --criterion {CRITERION}"
+            )
+        self.check_best_checkpoint_metric()
+        return super().build_criterion(cfg, from_checkpoint)
+
+    def validation_metrics(self) -> Dict[str, bool]:
+        """The metrics validation logs with this run's corpora, each with True
+        when higher is better (the choices of ``--best-checkpoint-metric``)."""
+        valid = (getattr(self.cfg, "valid_subset", None) or "valid").split(",")[0]
+        out = {"loss": False}
+        if self.generation_pair is not None:
+            return out
+        for name, keys in self.corpus_keys.items():
+            stream = "src" if name == "translation" else "input"
+            with_valid = [k for k in keys if corpora.has_split(corpora.corpus_dir(self.cfg.data, name, k), valid, stream)]
+            if not with_valid:
+                continue
+            out[f"{name}_loss"] = False
+            kind = self.task_kind(name)
+            scores = []
+            if name == "ner":
+                scores = ["ner_f1"]
+            elif kind == task_names.TAGGING:
+                scores = [f"{name}_acc"]
+            elif kind == task_names.CLASSIFICATION:
+                scores = [f"{name}_acc", f"{name}_macro_f1"]
+            elif kind == task_names.TRANSLATION:
+                out.update(translation_nll_loss=False, translation_ppl=False)
+                if not self.cfg.no_eval_bleu:
+                    out["bleu"] = True
+                    out.update({f"bleu_{metric_suffix(k)}": True for k in with_valid})
+            for score in scores:
+                out[score] = True
+                out.update({f"{score}_{k}": True for k in with_valid})
+        if (getattr(self, "adversarial_classes", None) or len(self.languages)) > 1:
+            out.update(adv_loss=False, adv_acc=True)
+        return out
+
+    def check_best_checkpoint_metric(self):
+        metric = getattr(self.cfg, "best_checkpoint_metric", None)
+        if not metric or getattr(self.cfg, "disable_validation", False):
+            return
+        choices = self.validation_metrics()
+        if metric not in choices:
+            raise ValueError(
+                f"--best-checkpoint-metric {metric}: this run's validation does not log it "
+                f"(it logs: {', '.join(sorted(choices))}); a task's metrics need its corpora's "
+                f"{(self.cfg.valid_subset or 'valid').split(',')[0]} split, and bleu needs validation BLEU "
+                "(no --no-eval-bleu)"
+            )
+        maximize = bool(getattr(self.cfg, "maximize_best_checkpoint_metric", False))
+        if choices[metric] != maximize:
+            fix = "add --maximize-best-checkpoint-metric" if choices[metric] else "drop --maximize-best-checkpoint-metric"
+            better = "higher" if choices[metric] else "lower"
+            raise ValueError(
+                f"--best-checkpoint-metric {metric}: {better} is better, but the best checkpoint would be the one "
+                f"with the {'lowest' if choices[metric] else 'highest'} value: {fix}"
+            )
+
     # ---- precision: --bf16-autocast ------------------------------------------------
 
     def _check_bf16(self):
@@ -441,7 +407,14 @@ class XLTMultitaskTask(FairseqTask):
         device = next(model.parameters()).device.type
         return torch.autocast(device_type=device, dtype=torch.bfloat16)
 
-    # ---- training step: non-finite losses, discriminator health -------------------
+    # ---- training step: the policy around fairseq's update (training_policy.py) ---------
+
+    @property
+    def policy(self) -> TrainingPolicy:
+        if getattr(self, "_policy", None) is None:
+            classes = getattr(self, "adversarial_classes", None) or len(self.languages)
+            self._policy = TrainingPolicy(self.cfg.max_consecutive_nonfinite, self.cfg.collapse_window, classes)
+        return self._policy
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         """fairseq's train step, plus: an update whose task or adversarial loss
@@ -450,101 +423,16 @@ class XLTMultitaskTask(FairseqTask):
         model.set_num_updates(update_num)
         with torch.autograd.profiler.record_function("forward"), self.autocast(model):
             loss, sample_size, logging_output = criterion(model, sample)
-        for name in self.task_names + ["adv"]:
-            logging_output.setdefault(f"nonfinite_{name}", 0)
-        culprits = nonfinite_terms(logging_output)
-        if culprits or not torch.isfinite(loss).all():
-            culprits = culprits or ["total"]
-            logger.warning(f"update {update_num + 1}: non-finite loss in {', '.join(culprits)}; skipping the update")
-            self._skip_update = True
-            for key, value in list(logging_output.items()):
-                if isinstance(value, torch.Tensor) and not _finite(value):
-                    logging_output[key] = torch.zeros_like(value)
-                elif isinstance(value, float) and not _finite(value):
-                    logging_output[key] = 0.0
-            for name in culprits:
-                logging_output[f"nonfinite_{name}"] = 1
-            # a zero loss still touching every parameter keeps distributed
-            # backward hooks and all-reduces in step with the other workers
-            loss = sum((p.sum() * 0.0) for p in model.parameters() if p.requires_grad)
-            ignore_grad = True
-        if ignore_grad:
+        loss, skip = self.policy.after_forward(loss, logging_output, model, update_num)
+        if ignore_grad or skip:
             loss = loss * 0
-        self._watch_discriminator(logging_output)
+        self.policy.watch_discriminator(logging_output)
         with torch.autograd.profiler.record_function("backward"):
             optimizer.backward(loss)
         return loss, sample_size, logging_output
 
-    def _watch_discriminator(self, log):
-        window = self.cfg.collapse_window
-        n = log.get("adv_count", 0)
-        if window <= 0 or not n:
-            return
-        acc = log["adv_correct"] / n
-        chance = 1.0 / max(getattr(self, "_adversarial_classes", len(self.languages)), 2)
-        state = "saturated" if acc >= 0.999 else ("chance" if abs(acc - chance) <= 0.05 else None)
-        streak = getattr(self, "_collapse", (None, 0))
-        streak = (state, streak[1] + 1) if state is not None and state == streak[0] else (state, 1)
-        self._collapse = streak
-        if state is not None and streak[1] == window:
-            what = "100 %" if state == "saturated" else f"chance ({chance:.2f})"
-            logger.warning(
-                f"the discriminator has collapsed: its accuracy has been at {what} for {window} updates "
-                "(saturated: the encoder is not hiding the language, consider a larger --grl-lambda or "
-                "--adversarial-weight; chance: it learns nothing, consider a smaller one)"
-            )
-
-    def _consensus(self, flag: bool, device) -> bool:
-        """True when any data-parallel worker raised ``flag``."""
-        from fairseq.distributed import utils as distributed_utils
-
-        if distributed_utils.get_data_parallel_world_size() <= 1:
-            return flag
-        t = torch.tensor([1.0 if flag else 0.0], device=device)
-        t = distributed_utils.all_reduce(t, group=distributed_utils.get_data_parallel_group())
-        return bool(t.item() > 0)
-
-    # ---- alternating adversarial updates -----------------------------------------
-
     def optimizer_step(self, optimizer, model, update_num):
-        """In ``--adversarial-mode alternating`` a critic update must change only
-        the discriminator and an encoder update everything but it. Gradients of
-        the other side are cleared before the step (distributed all-reduce may have
-        filled them with zeros), so the optimizer skips those parameters entirely:
-        no moment update, no weight decay."""
-        device = next(iter(optimizer.params)).device
-        skip = self._consensus(getattr(self, "_skip_update", False), device)
-        self._skip_update = False
-        if skip:
-            optimizer.zero_grad()
-            self._nonfinite_streak = getattr(self, "_nonfinite_streak", 0) + 1
-            if self._nonfinite_streak >= self.cfg.max_consecutive_nonfinite:
-                raise NonFiniteLossError(
-                    f"{self._nonfinite_streak} consecutive updates had a non-finite loss (see the warnings above "
-                    "for the task); stopping. Lower the learning rate or check the data of that task."
-                )
-            return
-        self._nonfinite_streak = 0
-        phase = model.adversarial_phase() if hasattr(model, "adversarial_phase") else "joint"
-        if phase != "joint":
-            from fairseq.optim.fp16_optimizer import FP16Optimizer
-
-            if isinstance(getattr(model, "module", None), torch.nn.parallel.DistributedDataParallel):
-                raise ValueError(
-                    "--adversarial-mode alternating needs --ddp-backend legacy_ddp (or no_c10d): torch DDP "
-                    "all-reduces inside backward and would let the workers' weights drift apart"
-                )
-
-            if isinstance(optimizer, FP16Optimizer):
-                raise ValueError(
-                    "--adversarial-mode alternating needs --memory-efficient-fp16 with --fp16: the flat fp32 "
-                    "master copy of --fp16 cannot leave one side's parameters untouched"
-                )
-            disc = {id(p) for p in model.discriminator.parameters()}
-            for p in optimizer.params:
-                if (id(p) in disc) != (phase == "critic"):
-                    p.grad = None
-        super().optimizer_step(optimizer, model, update_num)
+        self.policy.step(optimizer, model, update_num)
 
     # ---- validation with BLEU --------------------------------------------------
 
@@ -561,15 +449,9 @@ class XLTMultitaskTask(FairseqTask):
         return keys
 
     def _bleu_stats(self, sub, model):
-        out = {}
-        for prefix in self._bleu_keys():
-            out[f"_bleu_{prefix}sys_len"] = 0
-            out[f"_bleu_{prefix}ref_len"] = 0
-            for i in range(BLEU_ORDER):
-                out[f"_bleu_{prefix}counts_{i}"] = 0
-                out[f"_bleu_{prefix}totals_{i}"] = 0
+        prefixes = self._bleu_keys()
         if sub is None:
-            return out
+            return xlt_metrics.bleu_log_stats(prefixes, {}, [])
         gen_out = self.inference_step(self.sequence_generator, [model], sub, prefix_tokens=None)
         by_corpus: Dict[int, tuple] = {}
         for i in range(len(gen_out)):
@@ -582,16 +464,8 @@ class XLTMultitaskTask(FairseqTask):
             hyps, refs = next(iter(by_corpus.values()))
             logger.info(f"example hypothesis: {hyps[0]}")
             logger.info(f"example reference: {refs[0]}")
-        pairs = self.corpus_keys["translation"]
-        for corpus_id, (hyps, refs) in by_corpus.items():
-            stats = xlt_metrics.bleu_stats(hyps, refs)
-            for prefix in ("", metric_suffix(pairs[corpus_id]) + "_"):
-                out[f"_bleu_{prefix}sys_len"] += stats["sys_len"]
-                out[f"_bleu_{prefix}ref_len"] += stats["ref_len"]
-                for i in range(BLEU_ORDER):
-                    out[f"_bleu_{prefix}counts_{i}"] += stats["counts"][i]
-                    out[f"_bleu_{prefix}totals_{i}"] += stats["totals"][i]
-        return out
+        pairs = [metric_suffix(k) + "_" for k in self.corpus_keys["translation"]]
+        return xlt_metrics.bleu_log_stats(prefixes, by_corpus, pairs)
 
     def _decode(self, tokens, escape_unk=False):
         return self.dictionary.string(
@@ -602,32 +476,8 @@ class XLTMultitaskTask(FairseqTask):
 
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
-        if self.sequence_generator is None or not self.has_task("translation"):
-            return
-
-        def total(key):
-            return float(sum(utils.item(log.get(key, 0)) for log in logging_outputs))
-
-        for prefix in self._bleu_keys():
-            name = "bleu" if prefix == "" else "bleu_" + prefix[:-1]
-            totals = [total(f"_bleu_{prefix}totals_{i}") for i in range(BLEU_ORDER)]
-            if max(totals) <= 0:
-                continue
-            for i in range(BLEU_ORDER):
-                metrics.log_scalar(f"_bleu_{prefix}counts_{i}", total(f"_bleu_{prefix}counts_{i}"))
-                metrics.log_scalar(f"_bleu_{prefix}totals_{i}", totals[i])
-            metrics.log_scalar(f"_bleu_{prefix}sys_len", total(f"_bleu_{prefix}sys_len"))
-            metrics.log_scalar(f"_bleu_{prefix}ref_len", total(f"_bleu_{prefix}ref_len"))
-
-            def compute(meters, prefix=prefix):
-                return xlt_metrics.bleu_from_stats(
-                    [float(meters[f"_bleu_{prefix}counts_{i}"].sum) for i in range(BLEU_ORDER)],
-                    [float(meters[f"_bleu_{prefix}totals_{i}"].sum) for i in range(BLEU_ORDER)],
-                    float(meters[f"_bleu_{prefix}sys_len"].sum),
-                    float(meters[f"_bleu_{prefix}ref_len"].sum),
-                )
-
-            metrics.log_derived(name, compute)
+        if self.sequence_generator is not None and self.has_task("translation"):
+            xlt_metrics.reduce_bleu(logging_outputs, self._bleu_keys())
 
     # ---- misc -----------------------------------------------------------------
 
