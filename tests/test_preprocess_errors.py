@@ -295,6 +295,10 @@ def test_translation_language_with_a_dash_is_refused(env, capsys):
 
 
 def test_destdir_that_is_a_file_or_read_only_is_refused(env, capsys, tmp_path):
+    args = ner_args(env, None)
+    args[args.index("--destdir") + 1] = ""
+    assert preprocess.main(args) == 1
+    assert "--destdir is empty" in capsys.readouterr().err
     a_file = write(tmp_path, "not-a-dir", "x\n")
     for dest in (a_file, os.path.join(a_file, "below")):
         args = ner_args(env, None)

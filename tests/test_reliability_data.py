@@ -64,6 +64,20 @@ def test_ids_outside_the_dictionary_or_label_set_are_refused(data, tmp_path):
         _task(data, tmp_path)
 
 
+def test_tags_that_do_not_line_up_with_the_pieces_are_refused(data):
+    from fairseq.data import indexed_dataset
+
+    prefix = os.path.join(data, "ner", "bb", "valid.label")
+    index = indexed_dataset.MMapIndexedDataset.Index(prefix + ".idx")
+    sizes, dtype = list(index.sizes), index.dtype
+    del index
+    sizes[0], sizes[1] = sizes[0] + 1, sizes[1] - 1  # same total: the .bin still has the right size
+    with indexed_dataset.MMapIndexedDataset.Index.writer(prefix + ".idx", dtype) as w:
+        w.write(sizes)
+    with pytest.raises(CorpusError, match=f"{prefix}.idx: item 0 has [0-9]+ tags for [0-9]+ pieces"):
+        verify_corpus(data, "ner", "bb")
+
+
 def test_labels_file_that_disagrees_with_meta_is_refused(data, tmp_path):
     path = os.path.join(data, "sentiment", "aa", "labels.txt")
     open(path, "w").write("\n".join(reversed(open(path).read().split())) + "\n")

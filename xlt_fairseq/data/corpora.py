@@ -235,7 +235,7 @@ def verify_corpus(root, name, key, dict_md5: Optional[str] = None, vocab_size: O
             )
         bounds["label"] = len(labels) + 1
     for split, stats in sorted(meta["splits"].items()):
-        counts = {}
+        counts, sizes = {}, {}
         for stream in STREAMS[kind]:
             prefix = os.path.join(path, f"{split}.{stream}")
             if not os.path.exists(prefix + ".idx") and not os.path.exists(prefix + ".bin"):
@@ -243,10 +243,20 @@ def verify_corpus(root, name, key, dict_md5: Optional[str] = None, vocab_size: O
                     f"{prefix}.{{bin,idx}}: missing, although {meta_path} lists the {split} split "
                     f"(the corpus folder is incomplete); {_AGAIN}"
                 )
-            counts[stream] = len(check_indexed(prefix, bounds.get(stream)))
+            sizes[stream] = check_indexed(prefix, bounds.get(stream))
+            counts[stream] = len(sizes[stream])
         if len(set(counts.values())) > 1:
             detail = ", ".join(f"{split}.{s} {n}" for s, n in counts.items())
             raise CorpusError(f"{path}: the {split} streams hold different numbers of items ({detail}); {_AGAIN}")
+        # a tag per piece (tagging), one class per example (classification)
+        if kind == TAGGING and not np.array_equal(sizes["input"], sizes["label"]):
+            bad = int(np.flatnonzero(sizes["input"] != sizes["label"])[0])
+            raise CorpusError(
+                f"{os.path.join(path, f'{split}.label.idx')}: item {bad} has {sizes['label'][bad]} tags for "
+                f"{sizes['input'][bad]} pieces (damaged index); {_AGAIN}"
+            )
+        if kind == CLASSIFICATION and len(sizes["label"]) and not (sizes["label"] == 1).all():
+            raise CorpusError(f"{os.path.join(path, f'{split}.label.idx')}: items of more than one class id; {_AGAIN}")
         expected = stats.get("examples") if isinstance(stats, dict) else None
         found = next(iter(counts.values()))
         if isinstance(expected, int) and expected != found:

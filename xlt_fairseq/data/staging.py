@@ -165,7 +165,9 @@ def root_lock(destdir) -> Iterator[None]:
 
 
 def check_destdir(destdir):
-    """A destination that can be a data root: not a file, not inside a file."""
+    """A destination that can be a data root: named, not a file, not inside a file, writable."""
+    if not str(destdir).strip():
+        raise DataRootError("--destdir is empty (it would write into the current folder)")
     root = os.path.abspath(destdir)
     probe = root
     while not os.path.exists(probe):
