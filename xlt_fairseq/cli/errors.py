@@ -5,6 +5,7 @@ problem`` (or ``FILE: problem``) on stderr and a non-zero exit code, never a
 traceback; an interrupted run says so and exits 128 + the signal number."""
 
 import contextlib
+import os
 import signal
 import sys
 from typing import Callable
@@ -24,6 +25,10 @@ def run(body: Callable[[], int]) -> int:
     except EXPECTED as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `xlt-prepare ... | head`: the work is done, only the report was cut short
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")
+        return 128 + signal.SIGPIPE
     except OSError as e:
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         print(f"error: {where}{e.strerror or e}", file=sys.stderr)
@@ -34,13 +39,3 @@ def run(body: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("error: interrupted (Ctrl-C); nothing was written", file=sys.stderr)
         return 128 + signal.SIGINT
-
-
-@contextlib.contextmanager
-def quiet_broken_pipe():
-    """``xlt-prepare ... | head`` should not end with a traceback."""
-    try:
-        yield
-    except BrokenPipeError:
-        with contextlib.suppress(OSError):
-            sys.stderr.close()

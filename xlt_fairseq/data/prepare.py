@@ -243,7 +243,8 @@ def prepare_many(
             outs = [corpora.corpus_dir(staging, s.folder, s.key) for s in specs]
             metas = list(_run_all(specs, encoder, outs, workers, progress))
             staged.commit(list(zip(outs, finals)))
-        write_summary(destdir, metas, extra_summary)
+    # after the commit: an interruption from here on no longer means "nothing was written"
+    write_summary(destdir, metas, extra_summary)
     return metas
 
 
