@@ -25,7 +25,7 @@ import sys
 from typing import List, Optional
 
 from ..data.formats import read_classification, read_tagged
-from ..data.staging import os_errors, signals_as_exceptions
+from ..data.staging import os_errors, signals_as_exceptions, signals_deferred
 from .errors import run
 
 
@@ -98,7 +98,7 @@ def _split_and_write(args) -> int:
                 temps.append(out)  # before writing: a failed write leaves no .tmp behind either
                 with open(out + ".tmp", "w", encoding="utf-8") as f:
                     f.write("".join(halves[name]))
-        with os_errors(args.select):
+        with signals_deferred(), os_errors(args.select):  # both halves or neither
             for out in temps:
                 os.replace(out + ".tmp", out)
     finally:
