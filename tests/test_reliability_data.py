@@ -12,7 +12,8 @@ from fairseq import options, tasks, utils
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
 from tests.conftest import run_train, train_args
-from xlt_fairseq.data.corpora import CorpusError, check_indexed, verify_corpus
+from xlt_fairseq.data.checks import check_indexed, verify_corpus
+from xlt_fairseq.data.corpora import CorpusError
 
 
 def _task(data, tmp_path, *extra):

@@ -19,7 +19,7 @@ from omegaconf import II, MISSING, open_dict
 
 from .. import checkpoint_io
 from .. import metrics as xlt_metrics
-from ..data import corpora, task_names
+from ..data import checks, corpora, task_names
 from ..data.round_robin import MultilingualTaskDataset, MultitaskConcatDataset, RoundRobinMultitaskDataset
 from ..data.selection import CorporaView, corpus_language, temperature_resample  # noqa: F401
 from ..training_policy import NonFiniteLossError, TrainingPolicy, check_alternating  # noqa: F401
@@ -150,7 +150,7 @@ class XLTMultitaskTask(FairseqTask):
         corpora the options select (the data itself is read by :meth:`load_dataset`)."""
         paths = utils.split_paths(cfg.data)
         assert len(paths) > 0
-        dictionary = corpora.load_root_dictionary(paths[0])
+        dictionary = checks.load_root_dictionary(paths[0])
         # XLM-R's dict.txt has no <mask>; like fairseq's masked_lm task, add it
         # last so the embedding has XLM-R's 250,002 rows
         dictionary.add_symbol("<mask>")
@@ -159,7 +159,7 @@ class XLTMultitaskTask(FairseqTask):
             # atomic checkpoint copies and no partial files in this run's folder (checkpoint_io.py)
             checkpoint_io.protect(cfg.save_dir)
         task = cls(cfg, dictionary, CorporaView.read(cfg))
-        corpora.verify_corpora(paths[0], task.corpus_keys, len(dictionary))  # before any use (corpora.py)
+        checks.verify_corpora(paths[0], task.corpus_keys, len(dictionary))  # before any use (data/checks.py)
         return task
 
     # ---- what the data holds -------------------------------------------------
@@ -184,7 +184,7 @@ class XLTMultitaskTask(FairseqTask):
     def check_resumed_cfg(self, saved_cfg, checkpoint):
         """Called (by :mod:`xlt_fairseq.checkpoint_safety`) when training resumes
         from ``checkpoint``: refuses one trained on other corpora or languages."""
-        corpora.check_same_corpora(saved_cfg, self.cfg, checkpoint)
+        checks.check_same_corpora(saved_cfg, self.cfg, checkpoint)
 
     def num_adversarial_classes(self, target) -> int:
         return len(self.languages) if target == "language" else len(self.domains)
@@ -216,7 +216,7 @@ class XLTMultitaskTask(FairseqTask):
         if self.generation_pair is not None:
             path = corpora.corpus_dir(self.cfg.data, "translation", self.generation_pair)
             self.datasets[split] = corpora.load_translation_corpus(path, split, self.dictionary, shuffle=False)
-            self.datasets[split].xlt_longest = [(f"{path} ({split})", *corpora.longest(self.datasets[split]))]
+            self.datasets[split].xlt_longest = [(f"{path} ({split})", *checks.longest(self.datasets[split]))]
             return
 
         training = split == (getattr(self.cfg, "train_subset", None) or "train")
@@ -229,7 +229,7 @@ class XLTMultitaskTask(FairseqTask):
                     logger.info(f"{name}/{key}: no {split} data")
                     continue
                 datasets.append(ds)
-                lengths.append((f"{corpora.corpus_dir(self.cfg.data, name, key)} ({split})", *corpora.longest(ds)))
+                lengths.append((f"{corpora.corpus_dir(self.cfg.data, name, key)} ({split})", *checks.longest(ds)))
                 ids["corpus_id"].append(corpus_id)
                 ids["lang_id"].append(self.languages.index(self.corpus_language(name, key)))
                 ids["domain_id"].append(self.domains.index(self.meta[name][key].get("domain", "general")))
@@ -262,7 +262,7 @@ class XLTMultitaskTask(FairseqTask):
             # multiple of --required-batch-size-multiple: generation must see
             # every sentence
             kwargs["required_batch_size_multiple"] = 1
-        corpora.check_positions(getattr(dataset, "xlt_longest", ()), kwargs.get("max_positions"))
+        checks.check_positions(getattr(dataset, "xlt_longest", ()), kwargs.get("max_positions"))
         return super().get_batch_iterator(dataset, **kwargs)
 
     def build_dataset_for_inference(self, src_tokens, src_lengths, constraints=None):
