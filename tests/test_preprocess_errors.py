@@ -233,6 +233,8 @@ def test_csv_with_an_unclosed_quote_is_refused_where_the_record_starts(env, caps
     rows[2] = 'positive,"an unclosed quote swallows the rest'
     bad = write(env["tmp"], "quote.csv", "label,text\n" + "\n".join(rows) + "\n")
     fails(env, capsys, sent_args(env, bad, "--format", "csv"), f"{bad}:4", "unclosed quote?")
+    multi = write(env["tmp"], "multi.csv", 'label,text\n"posi\ntive",good\nnegative,bad\n')
+    fails(env, capsys, sent_args(env, multi, "--format", "csv"), f"{multi}:2", "spans lines")
     rows[2] = 'positive,"closed" mid field'
     bad = write(env["tmp"], "quote2.csv", "label,text\n" + "\n".join(rows) + "\n")
     fails(env, capsys, sent_args(env, bad, "--format", "csv"), f"{bad}:4", "malformed ','-delimited record")
@@ -241,6 +243,8 @@ def test_csv_with_an_unclosed_quote_is_refused_where_the_record_starts(env, caps
 def test_tsv_header_row_or_id_column_is_not_read_as_labels(env, capsys):
     header = write(env["tmp"], "header.tsv", "label\ttext\npositive\tgood\nnegative\tbad\n")
     fails(env, capsys, sent_args(env, header), f"{header}:1", "a header row")
+    other = write(env["tmp"], "header2.tsv", "polarity\treview_text\npositive\tgood\nnegative\tbad\n")
+    fails(env, capsys, sent_args(env, other), f"{other}:1", "looks like a header row ('polarity' is no other")
     ids = write(env["tmp"], "ids.tsv", "1\tpositive\tgood\n2\tnegative\tbad\n")
     fails(env, capsys, sent_args(env, ids), f"{ids}:1", "found 3 tab-separated columns (an id column?")
     # an id column where the label should be: 60 examples, 60 "classes"

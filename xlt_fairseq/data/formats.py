@@ -213,6 +213,9 @@ def read_labelled_text(path) -> List[LabelledText]:
         if lineno == 1 and label.lower() in _HEADER_WORDS and text.lower() in _HEADER_WORDS:
             raise DataFormatError(path, lineno, f"a header row ({line!r}), not an example; {fix}")
         out.append(LabelledText(label, text, lineno))
+    # a first row whose "label" names a column and occurs nowhere else (e.g. polarity<TAB>review_text)
+    if len(out) > 1 and out[0].label.lower() in _HEADER_WORDS and all(x.label != out[0].label for x in out[1:]):
+        raise DataFormatError(path, 1, f"looks like a header row ({out[0].label!r} is no other example's label); {fix}")
     return out
 
 
@@ -341,6 +344,8 @@ def read_delimited(
                 label = row[where["--label-column"]].strip()
                 if label == "":
                     raise DataFormatError(path, lineno, f"empty label in column {label_column!r}")
+                if any(c in label for c in "\r\n\t"):
+                    raise DataFormatError(path, lineno, f"label {label!r} in column {label_column!r} spans lines")
             out.append(LabelledText(label, text, lineno))
     except csv.Error as e:
         start, end = record_start, state["line"]
