@@ -256,7 +256,7 @@ def test_tsv_header_row_or_id_column_is_not_read_as_labels(env, capsys):
     "content, line, problem",
     [
         (b"Amina\tB-PER\nLa\x00gos\tB-LOC\n", 2, "NUL byte"),
-        ("Amina\tB-PER\n\nLagos\tB-LOC\n\ufeffKenya\tB-LOC\n".encode(), 4, "byte-order mark (U+FEFF) inside"),
+        ("Amina\tB-PER\n\nLagos\tB-LOC\n\ufeffKenya\tB-LOC\n".encode(), 4, "byte-order mark (U+FEFF) starts a line"),
         (b"Amina\tB-PER\rLagos\tB-LOC\n", 1, "carriage return inside a line"),
         ("Amina\tB-PER\n".encode("utf-16-le"), 1, "NUL byte"),
     ],
@@ -267,7 +267,9 @@ def test_control_bytes_are_refused_not_read_as_token_characters(env, capsys, con
 
 
 def test_leading_bom_and_crlf_line_ends_are_fine(env, tmp_path):
-    ok = write(tmp_path, "crlf.conll", "\ufeffAmina\tB-PER\r\nlives\tO\r\n\r\nLagos\tB-LOC\r\n".encode(), "wb")
+    # and U+FEFF inside a token, as a zero-width no-break space (real WikiAnn pt data has it)
+    text = "\ufeffAmina\tB-PER\r\nlives\tO\r\n\r\n68\u00b043\u2032W\ufeff\tO\r\nLagos\tB-LOC\r\n"
+    ok = write(tmp_path, "crlf.conll", text.encode(), "wb")
     dest = str(tmp_path / "data")
     assert preprocess.main(["ner", "--lang", "sw", "--encoder-dir", env["enc"], "--destdir", dest, "--train", ok]) == 0
 

@@ -46,8 +46,8 @@ def _line_of(text: str, index: int) -> int:
 
 def decode_text(path, data: bytes) -> str:
     """UTF-8 text with the checks every reader needs: invalid UTF-8, NUL bytes
-    (binary data, UTF-16), a byte-order mark after the start (concatenated
-    files) and lone carriage returns (old Mac line ends) are DataFormatErrors
+    (binary data, UTF-16), a byte-order mark at the start of a later line
+    (concatenated files) and lone carriage returns (old Mac line ends) are DataFormatErrors
     with the line; a leading BOM and CRLF line ends are accepted."""
     try:
         text = data.decode("utf-8")
@@ -61,10 +61,12 @@ def decode_text(path, data: bytes) -> str:
     i = text.find("\x00")
     if i >= 0:
         raise DataFormatError(path, _line_of(text, i), "NUL byte in the text (a binary or UTF-16 file?)")
-    i = text.find("\ufeff")
+    # a BOM that starts a later line comes from concatenated files; inside a line U+FEFF is a
+    # zero-width no-break space, which real text (Wikipedia, tweets) does contain
+    i = text.find("\n\ufeff")
     if i >= 0:
         raise DataFormatError(
-            path, _line_of(text, i), "byte-order mark (U+FEFF) inside the file (several files concatenated?)"
+            path, _line_of(text, i) + 1, "byte-order mark (U+FEFF) starts a line inside the file (files concatenated?)"
         )
     m = re.search("\r(?!\n)", text)
     if m:
