@@ -22,6 +22,7 @@ from ..data.task_names import BUILTIN_TASKS, CLASSIFICATION, TAGGING
 logger = logging.getLogger(__name__)
 
 TASK_WEIGHTING_CHOICES = ChoiceEnum(["fixed", "uncertainty"])
+ADVERSARIAL_LOSS_CHOICES = ChoiceEnum(["reverse", "confusion"])
 
 
 @dataclass
@@ -38,6 +39,16 @@ class XLTMultitaskAdversarialConfig(FairseqDataclass):
         metadata={
             "help": "weight of the discriminator loss (0 turns the adversarial branch off; "
             "the reversed gradient reaching the encoder is scaled by this times --grl-lambda)"
+        },
+    )
+    adversarial_loss: ADVERSARIAL_LOSS_CHOICES = field(
+        default="reverse",
+        metadata={
+            "help": "what the encoder does to the discriminator in a joint update. reverse: the gradient "
+            "reversal layer (Ganin & Lempitsky, 2015): it maximises the discriminator's cross-entropy, which "
+            "a wrong but confident discriminator also satisfies; confusion: it minimises the cross-entropy "
+            "between the discriminator's prediction and the uniform distribution (Tzeng et al., 2015), with the "
+            "discriminator trained on detached features; both scaled by --grl-lambda"
         },
     )
     task_weighting: TASK_WEIGHTING_CHOICES = field(
@@ -241,7 +252,14 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
         if discriminator is not None and pooled:
             features = torch.cat(pooled, dim=0)
             targets = torch.cat(adv_targets, dim=0)
-            if phase == "joint":
+            confusion = None
+            if phase == "joint" and self.cfg.adversarial_loss == "confusion":
+                # the discriminator learns on detached features; the encoder pushes the
+                # (fixed) discriminator's prediction towards uniform
+                logits = discriminator(features.detach(), reverse=False)
+                frozen = F.log_softmax(discriminator.forward_frozen(features), dim=-1, dtype=torch.float32)
+                confusion = -frozen.mean(dim=-1).mean()
+            elif phase == "joint":
                 logits = discriminator(features)
             elif phase == "critic":
                 logits = discriminator(features, reverse=False)
@@ -257,6 +275,8 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
                 # with weight 0 the discriminator still runs (for adv_acc) and stays in
                 # the graph, so distributed training sees no unused parameters
                 term = self.cfg.adversarial_weight * adv_mean
+                if confusion is not None:
+                    term = term + discriminator.grl_lambda * self.cfg.adversarial_weight * confusion
             total = term if total is None else total + term
             terms["adv"] = term.detach()
             logging_output["adv_loss"] = adv_sum.data

@@ -1,0 +1,50 @@
+# This source code is licensed under the MIT license found in the
+# LICENSE file in the root directory of this source tree.
+"""How language-specific a model's sentence representations are, measured on
+frozen features (the runner's ``features.npz``: pooled features of dev
+sentences before and after training, with their languages):
+
+- **probe accuracy**: a fresh logistic-regression probe (scikit-learn) trained
+  to recognise the language, scored on held-out sentences (stratified k-fold);
+  chance is ``1 / languages``. This is the question gradient reversal must
+  answer, asked of the features rather than of the discriminator that was
+  trained against them (the discriminator's own dev accuracy, ``adv_acc``, can
+  be at chance while the features still carry the language);
+- **silhouette by language** (cosine): how separated the languages' clouds are.
+"""
+
+import json
+from typing import Dict, Sequence
+
+import numpy as np
+
+
+def probe_accuracy(x: np.ndarray, langs: Sequence[str], folds: int = 5, seed: int = 1) -> float:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    y = np.asarray([str(v) for v in langs])
+    if len(set(y.tolist())) < 2:
+        return float("nan")
+    folds = max(2, min(folds, int(min(np.unique(y, return_counts=True)[1]))))
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return float(np.mean(cross_val_score(probe, np.asarray(x, dtype=np.float64), y, cv=cv)))
+
+
+def measure(features_path: str) -> Dict[str, float]:
+    """Probe accuracy and silhouette before and after training, and chance."""
+    from .experiments.figures import silhouette_by_language
+
+    data = np.load(features_path)
+    langs = [str(v) for v in data["langs"]]
+    out = {"chance": 1.0 / len(set(langs)), "sentences": len(langs)}
+    for which in ("before", "after"):
+        x = np.asarray(data[which], dtype=np.float64)
+        out[f"probe_acc_{which}"] = probe_accuracy(x, langs)
+        out[f"silhouette_{which}"] = silhouette_by_language(x, langs)
+    if "meta" in data:
+        out["meta"] = json.loads(str(data["meta"]))
+    return out
