@@ -163,6 +163,10 @@ def test_resuming_with_other_languages_is_refused(tiny_data, tmp_path):
     msg = str(e.value)
     assert "checkpoint_last.pt" in msg and "--ner-langs aa,bb" in msg and "--ner-langs bb,aa" in msg
     assert "--finetune-from-model" in msg
+    other_target = list(base)
+    other_target[other_target.index("--max-update") + 1] = "4"
+    with pytest.raises(CorpusError, match="--adversarial-target language, but this run gives --adversarial-target domain"):
+        run_train(other_target + ["--adversarial-target", "domain"])
     # fine-tuning from it into a new run is not resuming: allowed
     tuned = list(swapped)
     tuned[tuned.index("--save-dir") + 1] = str(tmp_path / "ck2")

@@ -277,7 +277,7 @@ def _wrap_fairseq_loader():
 # ---- resuming: the checkpoint's data must be this run's data ----------------------------------------------------------
 
 # set while fairseq's checkpoint_utils.load_checkpoint resumes a training run:
-# (the task's check_resumed_cfg, the finetuning source to exempt or None)
+# (the task's check_resumed_cfg, the finetuning source to exempt or None, this run's model cfg)
 _resuming: contextvars.ContextVar = contextvars.ContextVar("xlt_resuming", default=None)
 
 
@@ -288,19 +288,18 @@ def _check_resumed_state(path, state):
     armed = _resuming.get()
     if armed is None or not isinstance(state, dict):
         return
-    check, exempt = armed
+    check, exempt, model_cfg = armed
     if exempt is not None and isinstance(path, (str, os.PathLike)) and _norm(path) == exempt:
         return
     saved = state.get("cfg")
-    saved_task = saved.get("task") if saved is not None and hasattr(saved, "get") else None
-    if saved_task is not None:
-        check(saved_task, path)
+    if saved is not None and hasattr(saved, "get") and saved.get("task") is not None:
+        check(saved, path, model_cfg)
 
 
 def _wrap_fairseq_resume():
     """fairseq's ``checkpoint_utils.load_checkpoint(cfg, trainer)`` is where a
-    training run resumes. A task that defines ``check_resumed_cfg(saved_task_cfg,
-    path)`` gets to refuse a checkpoint trained on other data; fine-tuning
+    training run resumes. A task that defines ``check_resumed_cfg(saved_cfg,
+    path, model_cfg)`` gets to refuse a checkpoint trained on other data; fine-tuning
     (``--finetune-from-model``, or ``--restore-file`` with ``--reset-optimizer``
     and ``--reset-dataloader``) starts a new run and is not checked."""
     from fairseq import checkpoint_utils
@@ -316,7 +315,8 @@ def _wrap_fairseq_resume():
         if check is None or new_run:
             return original(cfg, trainer, **kwargs)
         finetune = getattr(cfg, "finetune_from_model", None)
-        token = _resuming.set((check, _norm(finetune) if finetune else None))
+        model_cfg = getattr(getattr(trainer, "cfg", None), "model", None)
+        token = _resuming.set((check, _norm(finetune) if finetune else None, model_cfg))
         try:
             return original(cfg, trainer, **kwargs)
         finally:

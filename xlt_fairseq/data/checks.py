@@ -213,17 +213,30 @@ def check_positions(lengths: Iterable[Tuple[str, int, int]], max_positions, hint
                 )
 
 
-def check_same_corpora(saved_cfg, cfg, checkpoint) -> None:
-    """Refuses to resume ``checkpoint`` (trained with task configuration
-    ``saved_cfg``) with another list of corpora or languages (``cfg``): the
-    discriminator's classes and the corpus ids would silently change meaning."""
+def _get(c, f, default=None):
+    if c is None:
+        return default
+    value = c.get(f, default) if hasattr(c, "get") else getattr(c, f, default)
+    return default if value is None else value
+
+
+def check_same_corpora(saved_cfg, cfg, checkpoint, model_cfg=None) -> None:
+    """Refuses to resume ``checkpoint`` (whose saved configuration is
+    ``saved_cfg``, with ``task`` and ``model`` sections) with another list of
+    corpora or languages (task configuration ``cfg``) or another discriminator
+    target (``model_cfg``): the discriminator's classes and the corpus ids
+    would silently change meaning."""
     fields = ("ner_langs", "sentiment_langs", "mlm_langs", "translation_pairs", "tagging_tasks")
+    saved_task = _get(saved_cfg, "task")
 
     def listed(c, f):
-        value = c.get(f) if hasattr(c, "get") else getattr(c, f, None)
-        return [x.strip() for x in str(value or "").split(",") if x.strip()]
+        return [x.strip() for x in str(_get(c, f, "")).split(",") if x.strip()]
 
-    diffs = [(f, listed(saved_cfg, f), listed(cfg, f)) for f in fields if listed(saved_cfg, f) != listed(cfg, f)]
+    diffs = [(f, listed(saved_task, f), listed(cfg, f)) for f in fields if listed(saved_task, f) != listed(cfg, f)]
+    saved_target = _get(_get(saved_cfg, "model"), "adversarial_target", "language")
+    target = _get(model_cfg, "adversarial_target", saved_target)
+    if target != saved_target:
+        diffs.append(("adversarial_target", [str(saved_target)], [str(target)]))
     if diffs:
         def opt(f, v):
             return f"--{f.replace('_', '-')} {','.join(v) if v else '(none)'}"

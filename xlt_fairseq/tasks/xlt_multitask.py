@@ -181,10 +181,10 @@ class XLTMultitaskTask(FairseqTask):
     def corpus_language(self, name, key) -> str:
         return corpus_language(name, key)
 
-    def check_resumed_cfg(self, saved_cfg, checkpoint):
-        """Called (by :mod:`xlt_fairseq.checkpoint_safety`) when training resumes
-        from ``checkpoint``: refuses one trained on other corpora or languages."""
-        checks.check_same_corpora(saved_cfg, self.cfg, checkpoint)
+    def check_resumed_cfg(self, saved_cfg, checkpoint, model_cfg=None):
+        """Called (by :mod:`xlt_fairseq.checkpoint_safety`) when training resumes from
+        ``checkpoint``: refuses one trained on other corpora, languages or discriminator target."""
+        checks.check_same_corpora(saved_cfg, self.cfg, checkpoint, model_cfg)
 
     def num_adversarial_classes(self, target) -> int:
         return len(self.languages) if target == "language" else len(self.domains)
