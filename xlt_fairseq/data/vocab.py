@@ -11,7 +11,7 @@ from typing import List
 
 from .binarize import DICT_FILE, SPM_FILE
 from .formats import DataFormatError, decode_text, read_bytes
-from .staging import os_errors, signals_deferred
+from .staging import os_errors, root_lock, signals_deferred
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +81,9 @@ def build_vocab(
             os.replace(prefix + ".model", os.path.join(tmp, SPM_FILE))
             os.remove(prefix + ".vocab")
             write_fairseq_dict(os.path.join(tmp, SPM_FILE), os.path.join(tmp, DICT_FILE))
-        # the two files belong together: no signal may leave one new and one old
-        with signals_deferred(), os_errors(out_dir):
+        # the two files belong together: no signal, and no other run writing the same --out, may leave one
+        # new and one old
+        with root_lock(out_dir), signals_deferred(), os_errors(out_dir):
             os.makedirs(out_dir, exist_ok=True)
             for name in (SPM_FILE, DICT_FILE):
                 os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
