@@ -30,25 +30,31 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import common  # noqa: E402
 
-E5_SMALL = ["--arch", "xlt_e5_small", "--decoder-layers", "2"]
-TASKS = {
-    "ner": ["--ner-langs", "aa,bb"],
-    "multitask": ["--ner-langs", "aa,bb", "--sentiment-langs", "aa,bb", "--translation-pairs", "aa-bb",
-                  "--mlm-langs", "aa,bb"],
-}
+from xlt_fairseq.experiments.command import train_command  # noqa: E402
+
+TASKS = {"ner": {"ner": ["aa", "bb"]}, "multitask": common.ALL_TASKS}
 
 
-def argv(paths, which, *extra):
-    return [paths["data"], "--user-dir", common.USER_DIR, "--task", "xlt_multitask", *E5_SMALL, *TASKS[which],
-            "--criterion", "xlt_multitask_adversarial", "--tokens-per-sample", "64", *common.COMMON_TRAIN,
-            "--max-update", "1000", *extra]
+def argv(paths, which, **settings):
+    return train_command(
+        paths["data"],
+        TASKS[which],
+        {
+            "arch": "xlt_e5_small",
+            "decoder_layers": 2,
+            "tokens_per_sample": 64,
+            **common.COMMON,
+            "max_update": 1000,
+            **settings,
+        },
+    ).argv()
 
 
 def p9(paths, which, rounds, n_batches):
     import torch
 
     fp32 = common.build_trainer(argv(paths, which))[2]
-    bf16 = common.build_trainer(argv(paths, which, "--bf16-autocast"))[2]
+    bf16 = common.build_trainer(argv(paths, which, bf16_autocast=True))[2]
     batches = common.xlt_batches(fp32.task, n_batches, 16)
 
     def block(trainer):

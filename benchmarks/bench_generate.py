@@ -30,6 +30,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 import bench_training  # noqa: E402
 import common  # noqa: E402
 
+from xlt_fairseq.experiments.command import flags_from_mapping, flags_to_list, generate_command  # noqa: E402
+
 TRANSLATED = re.compile(r"Translated ([\d,]+) sentences \(([\d,]+) tokens\) in [\d.]+s \(([\d.]+) sentences/s")
 
 
@@ -50,53 +52,23 @@ def save_models(paths, out_dir):
 
 
 def generate_argv(paths, ckpts, side, length, beam, batch_size, results):
-    common_args = [
-        "--path",
-        ckpts[side],
-        "--gen-subset",
-        "test",
-        "--beam",
-        str(beam),
-        "--batch-size",
-        str(batch_size),
-        "--required-batch-size-multiple",
-        "1",
-        "--max-len-a",
-        "0",
-        "--max-len-b",
-        str(length),
-        "--min-len",
-        str(length),
-        "--cpu",
-        "--quiet",
-        "--num-workers",
-        "0",
-        "--results-path",
-        results,
-    ]
+    settings = {
+        "beam": beam,
+        "batch_size": batch_size,
+        "required_batch_size_multiple": 1,
+        "max_len_a": 0,
+        "max_len_b": length,
+        "min_len": length,
+        "cpu": True,
+        "quiet": True,
+        "num_workers": 0,
+        "results_path": results,
+    }
     if side == "xlt":
-        return [
-            paths["data"],
-            "--user-dir",
-            common.USER_DIR,
-            "--task",
-            "xlt_multitask",
-            "--source-lang",
-            "aa",
-            "--target-lang",
-            "bb",
-            *common_args,
-        ]
-    return [
-        paths["vanilla"]["translation"],
-        "--task",
-        "translation",
-        "--source-lang",
-        "aa",
-        "--target-lang",
-        "bb",
-        *common_args,
-    ]
+        return generate_command(paths["data"], ckpts[side], "aa", "bb", "test", **settings)
+    # fairseq's own translation task on the same binarised files
+    flags = {"task": "translation", "source-lang": "aa", "target-lang": "bb", "path": ckpts[side], "gen-subset": "test"}
+    return [paths["vanilla"]["translation"], *flags_to_list({**flags, **flags_from_mapping(settings)})]
 
 
 class _Capture(logging.Handler):

@@ -35,7 +35,6 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-USER_DIR = os.path.join(REPO, "xlt_fairseq")
 sys.path.insert(0, REPO)
 
 SHARED = os.path.join(os.path.dirname(REPO), "shared", "data")
@@ -117,30 +116,45 @@ def prepare_plugin_data(case, encoder_dir, workdir, train_path, dev_path, max_tr
 
 def plugin_argv(case, data, encoder_dir, save_dir, seed, n_train):
     """The issue's command line (case a), adapted to the case's task and recipe."""
+    from xlt_fairseq.experiments.command import train_command
+
     updates, warmup = schedule(n_train, case)
-    langs = "--ner-langs" if case["task"] == "ner" else "--sentiment-langs"
-    return [
-        data, "--user-dir", USER_DIR, "--task", "xlt_multitask", langs, case["lang"], "--arch", "xlt_e5_small",
-        "--pretrained-encoder", encoder_dir, "--freeze-embeddings", "--freeze-layers", "0",
-        "--criterion", "xlt_multitask_adversarial", "--adversarial-weight", "0",
-        "--optimizer", "adam", "--adam-betas", "(0.9,0.999)", "--adam-eps", "1e-8", "--weight-decay", "0",
-        "--lr", str(case["lr"]), "--lr-scheduler", "polynomial_decay", "--warmup-updates", str(warmup),
-        "--total-num-update", str(updates), "--max-update", str(updates), "--batch-size", str(case["batch"]),
-        "--clip-norm", "1.0", "--max-epoch", str(case["epochs"]), "--required-batch-size-multiple", "1",
-        "--seed", str(seed), "--cpu",
+    return train_command(
+        data,
+        {case["task"]: [case["lang"]]},
+        arch="xlt_e5_small",
+        pretrained_encoder=encoder_dir,
+        freeze_embeddings=True,
+        freeze_layers=0,
+        adversarial_weight=0,
+        optimizer="adam",
+        adam_betas="(0.9,0.999)",
+        adam_eps=1e-8,
+        weight_decay=0,
+        lr=case["lr"],
+        lr_scheduler="polynomial_decay",
+        warmup_updates=warmup,
+        total_num_update=updates,
+        max_update=updates,
+        batch_size=case["batch"],
+        clip_norm=1.0,
+        max_epoch=case["epochs"],
+        required_batch_size_multiple=1,
+        seed=seed,
+        cpu=True,
         # bookkeeping only
-        "--save-dir", save_dir, "--no-epoch-checkpoints", "--num-workers", "0", "--log-format", "json",
-        "--log-interval", "50", "--disable-validation",
-    ]
+        save_dir=save_dir,
+        no_epoch_checkpoints=True,
+        num_workers=0,
+        log_format="json",
+        log_interval=50,
+        disable_validation=True,
+    ).argv()
 
 
 def run_plugin(case, args, seed):
-    import logging
-
-    from fairseq import options
-    from fairseq_cli import train
-
     from xlt_fairseq.experiments import evaluation
+    from xlt_fairseq.experiments.train_records import train_in_process
 
     train_path, dev_path, tr, dv = read_case(case, args.max_train)
     data = prepare_plugin_data(case, args.encoder_dir, args.workdir, train_path, dev_path, args.max_train)
@@ -149,21 +163,10 @@ def run_plugin(case, args, seed):
     argv = plugin_argv(case, data, args.encoder_dir, save_dir, seed, len(tr))
     if args.side == "plugin_bf16":
         argv.append("--bf16-autocast")
-    walls = []
-
-    class TrainWall(logging.Handler):  # fairseq's own time in the training loop (the "train" record)
-        def emit(self, record):
-            if record.name == "train":
-                try:
-                    walls.append(float(json.loads(record.getMessage())["train_wall"]))
-                except (ValueError, KeyError):
-                    pass
-
-    root = logging.getLogger()
-    root.addHandler(TrainWall(level=logging.INFO))
-    root.setLevel(logging.INFO)
     t0 = time.perf_counter()
-    train.main(options.parse_args_and_arch(options.get_training_parser(), argv))
+    records = train_in_process(argv)
+    # fairseq's own time in the training loop (the end-of-epoch "train" records)
+    walls = [float(r["train_wall"]) for r in records["train"] if "train_wall" in r]
     train_s = sum(walls) if walls else time.perf_counter() - t0
     peak = peak_rss_mb()
     loaded = evaluation.load_checkpoint(os.path.join(save_dir, "checkpoint_last.pt"), cpu=True)

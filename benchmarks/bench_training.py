@@ -32,23 +32,12 @@ import common  # noqa: E402
 P1_TASKS = ("ner", "sentiment", "mlm", "translation")
 # xlt's defaults (the transformer arch has no attention dropout by default)
 SAME_DROPOUT = ["--dropout", "0.1", "--attention-dropout", "0.1", "--activation-dropout", "0.0"]
-ALL_TASKS = [
-    "--ner-langs",
-    "aa,bb",
-    "--sentiment-langs",
-    "aa,bb",
-    "--mlm-langs",
-    "aa,bb",
-    "--translation-pairs",
-    "aa-bb",
-]
 
 
 def xlt_single(paths, name):
-    flag = {"ner": "--ner-langs", "sentiment": "--sentiment-langs", "mlm": "--mlm-langs"}.get(name)
-    tasks = ["--translation-pairs", "aa-bb"] if name == "translation" else [flag, "aa"]
+    corpora = {name: ["aa-bb"] if name == "translation" else ["aa"]}
     # one language: the discriminator has one class and the adversarial loss weight 0
-    return common.xlt_argv(paths["data"], *tasks, *common.decoder_args(), "--adversarial-weight", "0")
+    return common.xlt_argv(paths["data"], corpora, **common.decoder_settings(), adversarial_weight=0)
 
 
 def vanilla(paths, name):
@@ -161,7 +150,7 @@ def make_variant(paths, which, n_batches, batch_size):
             _, _, trainer = common.build_trainer(xlt_single(paths, name))
             ablate(trainer.model, side)
         return trainer, batches, n_words
-    _, task, trainer = common.build_trainer(common.xlt_argv(paths["data"], *ALL_TASKS, *common.decoder_args()))
+    _, task, trainer = common.build_trainer(common.xlt_argv(paths["data"], common.ALL_TASKS, **common.decoder_settings()))
     batches = common.xlt_batches(task, n_batches, batch_size)
     if part == "p2" and name == "off":
         # the model without its adversarial branch (removed before the optimizer is built)

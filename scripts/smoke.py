@@ -16,11 +16,11 @@ import subprocess
 import sys
 import time
 
-import xlt_fairseq
 from xlt_fairseq.data.synthetic import LANGS, write_raw_data
+from xlt_fairseq.experiments.command import generate_command, synthetic_command, synthetic_preprocess_args
+from xlt_fairseq.experiments.train_records import TRAIN_INNER, console_tail, read_training_log, run_training
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-USER_DIR = os.path.dirname(os.path.abspath(xlt_fairseq.__file__))
 BIN = os.path.dirname(sys.executable)
 
 
@@ -30,16 +30,17 @@ def run(cmd, log=None):
         subprocess.run(cmd, check=True)
         return ""
     with open(log, "w") as f:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        out = []
-        for line in proc.stdout:
-            f.write(line)
-            out.append(line)
-            if "| train_inner |" in line or "| valid |" in line:
-                print("  " + line.split(" | ", 3)[-1].strip()[:160], flush=True)
-        if proc.wait() != 0:
-            sys.exit(f"command failed (exit {proc.returncode}); see {log}")
-    return "".join(out)
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        sys.exit(f"command failed (exit {proc.returncode}); see {log}")
+    with open(log) as f:
+        return f.read()
+
+
+def show(tag, record):
+    """A training record as it is written (fairseq's --log-file, read by train_records)."""
+    if tag in (TRAIN_INNER, "valid"):
+        print("  " + json.dumps(record)[:160], flush=True)
 
 
 def main(argv=None):
@@ -71,123 +72,43 @@ def main(argv=None):
             enc,
         ]
     )
-    for lang in LANGS:
-        for task in ("ner", "sentiment", "mlm"):
-            cmd = [
-                py,
-                os.path.join(HERE, "preprocess.py"),
-                task,
-                "--lang",
-                lang,
-                "--encoder-dir",
-                enc,
-                "--destdir",
-                data,
-            ]
-            for split in ("train", "valid", "test") if task != "mlm" else ("train", "valid"):
-                cmd += [f"--{split}", raw[(task, lang, split)]]
-            run(cmd)
-    run(
-        [
-            py,
-            os.path.join(HERE, "preprocess.py"),
-            "translation",
-            "--src-lang",
-            "aa",
-            "--tgt-lang",
-            "bb",
-            "--encoder-dir",
-            enc,
-            "--destdir",
-            data,
-            "--train",
-            mt["train"],
-            "--valid",
-            mt["valid"],
-            "--test",
-            mt["test"],
-        ]
+    for args_ in synthetic_preprocess_args(raw, enc, data):
+        run([py, os.path.join(HERE, "preprocess.py"), *args_])
+    train = synthetic_command(
+        data,
+        ckpt,
+        args.max_update,
+        grl_lambda=0.01,
+        best_checkpoint_metric="ner_f1",
+        maximize_best_checkpoint_metric=True,
+        log_interval=50,
+        log_file=os.path.join(out, "train_records.log"),
     )
-    log = run(
-        [
-            os.path.join(BIN, "fairseq-train"),
-            data,
-            "--user-dir",
-            USER_DIR,
-            "--task",
-            "xlt_multitask",
-            "--ner-langs",
-            "aa,bb",
-            "--sentiment-langs",
-            "aa,bb",
-            "--mlm-langs",
-            "aa,bb",
-            "--translation-pairs",
-            "aa-bb",
-            "--arch",
-            "xlt_tiny",
-            "--criterion",
-            "xlt_multitask_adversarial",
-            "--grl-lambda",
-            "0.01",
-            "--optimizer",
-            "adam",
-            "--lr",
-            "0.003",
-            "--lr-scheduler",
-            "inverse_sqrt",
-            "--warmup-updates",
-            "30",
-            "--batch-size",
-            "16",
-            "--max-update",
-            str(args.max_update),
-            "--tokens-per-sample",
-            "32",
-            "--save-dir",
-            ckpt,
-            "--no-epoch-checkpoints",
-            "--best-checkpoint-metric",
-            "ner_f1",
-            "--maximize-best-checkpoint-metric",
-            "--log-format",
-            "json",
-            "--log-interval",
-            "50",
-            "--seed",
-            "1",
-            "--cpu",
-            "--num-workers",
-            "0",
-        ],
-        log=os.path.join(out, "train.log"),
-    )
-    valid = [json.loads(line.split(" | ", 3)[-1]) for line in log.splitlines() if "| valid |" in line][-1]
+    if os.path.exists(train.log_file):
+        os.remove(train.log_file)  # this run's records only
+    cmd = train.cli()
+    print("+ " + " ".join(cmd), flush=True)
+    console = os.path.join(out, "train.log")
+    open(console, "w").close()
+    rc = run_training(cmd, train.log_file, console, on_record=show)
+    if rc != 0:
+        sys.exit(console_tail(console) + f"\ncommand failed (exit {rc}); see {console}")
+    valid = read_training_log(train.log_file)["valid"][-1]
     gen = run(
         [
             os.path.join(BIN, "fairseq-generate"),
-            data,
-            "--user-dir",
-            USER_DIR,
-            "--task",
-            "xlt_multitask",
-            "--source-lang",
-            "aa",
-            "--target-lang",
-            "bb",
-            "--path",
-            os.path.join(ckpt, "checkpoint_best.pt"),
-            "--gen-subset",
-            "test",
-            "--beam",
-            "4",
-            "--batch-size",
-            "16",
-            "--cpu",
-            "--remove-bpe",
-            "sentencepiece",
-            "--scoring",
-            "sacrebleu",
+            *generate_command(
+                data,
+                os.path.join(ckpt, "checkpoint_best.pt"),
+                "aa",
+                "bb",
+                "test",
+                beam=4,
+                batch_size=16,
+                cpu=True,
+                remove_bpe="sentencepiece",
+                scoring="sacrebleu",
+            ),
         ],
         log=os.path.join(out, "generate.log"),
     )

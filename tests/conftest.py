@@ -1,3 +1,5 @@
+# This source code is licensed under the MIT license found in the
+# LICENSE file in the root directory of this source tree.
 import json
 import logging
 import os
@@ -28,7 +30,8 @@ def tiny_data(tmp_path_factory):
 
 
 class JsonLogCapture(logging.Handler):
-    """Collects fairseq's --log-format json records by progress-bar tag."""
+    """Collects fairseq's --log-format json records by progress-bar tag, for programs without a --log-file
+    (fairseq-validate) and for every rank of a distributed run."""
 
     def __init__(self):
         super().__init__(level=logging.INFO)
@@ -43,72 +46,15 @@ class JsonLogCapture(logging.Handler):
 
 
 def run_train(args):
-    """Runs fairseq-train in-process through the real argument parser; returns the JSON log."""
-    from fairseq import checkpoint_utils, options
-    from fairseq_cli import train
+    """Runs fairseq-train in-process through the real argument parser; returns its JSON records by tag
+    (``train_inner``, ``train``, ``valid``), read from its ``--log-file`` by the runner's own reader."""
+    from xlt_fairseq.experiments.train_records import train_in_process
 
-    # fairseq keeps the best validation score in a function attribute: reset it
-    # so that in-process runs do not see each other's
-    if hasattr(checkpoint_utils.save_checkpoint, "best"):
-        del checkpoint_utils.save_checkpoint.best
-    capture = JsonLogCapture()
-    root = logging.getLogger()
-    root.addHandler(capture)
-    old_level = root.level
-    root.setLevel(logging.INFO)
-    try:
-        parser = options.get_training_parser()
-        train.main(options.parse_args_and_arch(parser, args))
-    finally:
-        root.removeHandler(capture)
-        root.setLevel(old_level)
-    return capture.records
+    return train_in_process(args)
 
 
 def train_args(data, save_dir, *extra, max_update=60):
-    return [
-        data,
-        "--user-dir",
-        USER_DIR,
-        "--task",
-        "xlt_multitask",
-        "--ner-langs",
-        "aa,bb",
-        "--sentiment-langs",
-        "aa,bb",
-        "--mlm-langs",
-        "aa,bb",
-        "--translation-pairs",
-        "aa-bb",
-        "--arch",
-        "xlt_tiny",
-        "--criterion",
-        "xlt_multitask_adversarial",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "0.003",
-        "--lr-scheduler",
-        "inverse_sqrt",
-        "--warmup-updates",
-        "30",
-        "--batch-size",
-        "16",
-        "--max-update",
-        str(max_update),
-        "--save-dir",
-        save_dir,
-        "--log-format",
-        "json",
-        "--log-interval",
-        "10",
-        "--tokens-per-sample",
-        "32",
-        "--seed",
-        "1",
-        "--cpu",
-        "--num-workers",
-        "0",
-        "--no-epoch-checkpoints",
-        *extra,
-    ]
+    """fairseq-train arguments of the tiny recipe on every task of the generated data (``extra`` last)."""
+    from xlt_fairseq.experiments.command import synthetic_command
+
+    return synthetic_command(data, save_dir, max_update, log_interval=10).argv() + list(extra)

@@ -63,3 +63,16 @@ def test_last_checkpoints_of_a_real_run_average_into_a_loadable_model(tiny_data,
         assert torch.allclose(params[name], (first[name] + last[name]) / 2, atol=1e-6), name
     with pytest.raises(AveragingError, match="3 wanted"):
         last_checkpoints(save, 3)
+
+
+def test_cli_averages_and_reports_bad_input_clearly(tmp_path, capsys):
+    from xlt_fairseq.cli.average import main
+
+    a = _ckpt(tmp_path / "checkpoint_1_10.pt", 1.0, 2.0)
+    _ckpt(tmp_path / "checkpoint_1_20.pt", 3.0, 4.0)
+    out = str(tmp_path / "avg.pt")
+    assert main(["--save-dir", str(tmp_path), "--last", "2", "--out", out]) == 0
+    assert torch.allclose(torch.load(out, weights_only=True)["model"]["w"], torch.tensor([2.0, 3.0]))
+    assert main(["--inputs", a, str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x.pt")]) == 1
+    assert "nope.pt: checkpoint not found" in capsys.readouterr().err
+    assert not os.path.exists(str(tmp_path / "x.pt"))

@@ -89,7 +89,7 @@ def tiny_grid(tmp_path_factory):
 
 
 def _flags(run, corpora):
-    return grid.list_to_flags(run.train_flags("DATA", "SAVE", "USER", corpora)[1:])
+    return run.train_command("DATA", "SAVE", corpora).flags
 
 
 def test_systems_map_to_flags():
@@ -97,7 +97,7 @@ def test_systems_map_to_flags():
     corpora = {"ner": ["aa", "bb"], "sentiment": ["aa", "bb"], "mlm": ["aa", "bb"], "translation": ["aa-bb"]}
     expected = {
         # system: (tasks on, grl lambda, adversarial weight, main-task corpora, zero-shot corpora)
-        "monolingual": ({"ner-langs"}, "0.0", "0", "bb", []),
+        "monolingual": ({"ner-langs"}, "0.0", "1", "bb", []),  # one language: the task turns the branch off
         "multilingual": ({"ner-langs"}, "0.0", "1.0", "aa,bb", []),
         "cross_lingual": ({"ner-langs"}, "0.0", "1.0", "aa,bb", ["bb"]),
         "adversarial": ({"ner-langs"}, "0.01", "1.0", "aa,bb", []),
@@ -158,6 +158,135 @@ def test_half_written_line_is_ignored_and_cut(tmp_path):
     assert read_results(str(p)) == [{"a": 1}, {"a": 2}]
     repair_results(str(p))
     assert p.read_bytes() == b'{"a": 1}\n{"a": 2}\n'
+
+
+# ---- fairseq's records, the command builder ------------------------------------------------------------------------
+
+
+def test_log_reader_keeps_records_once_and_skips_other_lines(tmp_path):
+    from xlt_fairseq.experiments.train_records import TrainingLog, validations
+
+    inner = '{"epoch": 1, "update": 0.5, "loss": "3.2", "num_updates": "5"}'
+    valid = '{"epoch": 1, "valid_loss": "2.5", "valid_ner_f1": "0.4", "valid_num_updates": "10"}'
+    train = '{"epoch": 1, "train_loss": "3.0", "train_num_updates": "10"}'
+    again = '{"epoch": 2, "valid_loss": "2.0", "valid_ner_f1": "0.5", "valid_num_updates": "10"}'
+    p = tmp_path / "log.jsonl"
+    # fairseq writes a record once per progress bar opened so far; the configuration and the model as text
+    p.write_text("{'_name': None, 'common': {}}\nXLTModel(\n)\n" + inner + "\n" + valid + "\n" + valid + "\n")
+    log = TrainingLog(str(p))
+    assert log.poll() == [("train_inner", json.loads(inner)), ("valid", json.loads(valid))]
+    with open(p, "a") as f:
+        f.write(train + "\n" + train + "\n" + again[:20])  # a line still being written
+    assert log.poll() == [("train", json.loads(train))]
+    with open(p, "a") as f:
+        f.write(again[20:] + "\n")
+    assert log.poll() == [("valid", json.loads(again))]
+    records = TrainingLog(str(p)).read()
+    assert [len(records[t]) for t in ("train_inner", "train", "valid")] == [1, 1, 2]
+    # an update validated again (a resumed run) counts once, the later record; numbers as floats
+    assert validations(records) == [{"epoch": 2.0, "valid_loss": 2.0, "valid_ner_f1": 0.5, "valid_num_updates": 10.0}]
+
+
+def test_checkpoint_saves_read_the_files(tmp_path):
+    import torch
+
+    from xlt_fairseq.experiments.train_records import checkpoint_saves
+
+    def save(name, updates):
+        torch.save({"optimizer_history": [{"num_updates": updates}], "extra_state": {}}, tmp_path / name)
+
+    save("checkpoint_2_20.pt", 20)
+    save("checkpoint3.pt", 30)  # the epoch file and checkpoint_last.pt hold the same update
+    save("checkpoint_last.pt", 30)
+    save("checkpoint_best.pt", 20)  # a copy: never the file of an update
+    save("checkpoint_1_10.pt", 10)
+    (tmp_path / "checkpoint_1_5.pt").write_bytes(b"cut short")
+    saves = checkpoint_saves(str(tmp_path))
+    expected = [(10, "checkpoint_1_10.pt"), (20, "checkpoint_2_20.pt"), (30, "checkpoint3.pt")]
+    assert saves == {n: str(tmp_path / name) for n, name in expected}
+    assert list(saves) == [10, 20, 30]
+
+
+def test_records_are_the_same_from_fairseq_train_and_fairseq_hydra_train(tiny_data, tmp_path):
+    """One training command, run by both programs; the reader finds the same validations and checkpoints."""
+    import subprocess
+    import sys
+
+    from xlt_fairseq.experiments.command import synthetic_command
+    from xlt_fairseq.experiments.train_records import checkpoint_saves, read_training_log, validations
+
+    cmd = synthetic_command(
+        tiny_data["data"],
+        str(tmp_path / "a"),
+        8,
+        log_interval=2,
+        validate_interval_updates=4,
+        save_interval_updates=4,
+        no_eval_bleu=True,
+        log_file=str(tmp_path / "a.jsonl"),
+    )
+    assert cmd.identity() == cmd.with_flags(save_dir="elsewhere", log_file="x").identity()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    assert subprocess.run(cmd.cli(), env=env, capture_output=True).returncode == 0
+    cmd.write_hydra_config(str(tmp_path / "hydra" / "run.yaml"))
+    bin_dir = os.path.dirname(sys.executable)
+    hydra = [os.path.join(bin_dir, "fairseq-hydra-train"), "--config-dir", str(tmp_path / "hydra"), "--config-name"]
+    hydra += ["run", f"checkpoint.save_dir={tmp_path / 'b'}", f"common.log_file={tmp_path / 'b.jsonl'}"]
+    proc = subprocess.run(hydra, env=env, capture_output=True, text=True, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = {}
+    for side in ("a", "b"):
+        records = read_training_log(str(tmp_path / f"{side}.jsonl"))
+        valid = validations(records)
+        assert [int(v["valid_num_updates"]) for v in valid] == [4, 8]
+        assert [int(float(r["num_updates"])) for r in records["train_inner"]] == [2, 4, 6, 8]
+        saves = checkpoint_saves(str(tmp_path / side))
+        assert set(saves) == {4, 8} and os.path.basename(saves[4]) == "checkpoint_1_4.pt"
+        runs[side] = [{k: v for k, v in r.items() if not k.endswith(("wps", "wall", "wpb", "ups"))} for r in valid]
+    assert runs["a"] == runs["b"]
+    assert all(math.isfinite(v["valid_loss"]) and 0 <= v["valid_ner_f1"] <= 1 for v in runs["a"])
+
+
+def test_grid_command_is_a_mapping_until_fairseq_gets_it(tmp_path):
+    exp = grid.load_experiment(TINY)
+    runs = {r.run_id: r for r in grid.expand_grid(exp)}
+    corpora = {"ner": ["aa", "bb"], "sentiment": ["aa", "bb"], "mlm": ["aa", "bb"], "translation": ["aa-bb"]}
+    full = runs["low-resource/ner/full/seed1"].train_command("DATA", "SAVE", corpora, log_file="LOG")
+    twin = runs["low-resource/ner/ablation_full/seed1"].train_command("DATA", "ELSEWHERE", corpora, log_file="L2")
+    assert full.flags["log-file"] == "LOG" and full.save_dir == "SAVE" and full.argv()[0] == "DATA"
+    assert full.identity() == twin.identity()  # the same training: trained once
+    assert full.argv()[-4:] == ["--save-dir", "SAVE", "--log-file", "LOG"]
+    assert full.flags["grl-lambda"] == "0.01" and full.flags["seed"] == "1"
+
+
+def test_config_errors_name_file_and_line(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("row: full\ntrain_languages: all\nfairseq:\n  model:\n    grl_lambda: 0\n")
+    with pytest.raises(grid.ConfigError, match=f"^{p}:5: row full is adversarial"):
+        grid.load_system(str(p), str(tmp_path))
+    p.write_text("row: base\ntitle: x\ncolour: red\n")
+    with pytest.raises(grid.ConfigError, match=f"^{p}:3: unknown key 'colour' in a system"):
+        grid.load_system(str(p), str(tmp_path))
+    exp = tmp_path / "exp.yaml"
+    text = open(TINY).read().replace("name: tiny", f"name: tiny\nsystems_dir: {SYSTEMS}")
+    exp.write_text(text.replace("  arch: xlt_tiny\n", "  arch: xlt_tiny\n  save_dir: here\n"))
+    line = exp.read_text().splitlines().index("  save_dir: here") + 1
+    with pytest.raises(grid.ConfigError, match=rf"^{exp}:{line}: train sets save-dir, which the runner decides"):
+        grid.load_experiment(str(exp))
+
+
+def test_rows_switches_are_decided_once():
+    from xlt_fairseq.experiments import ablations
+
+    corpora = {"ner": ["aa", "bb"], "sentiment": ["aa"], "translation": ["aa-bb"], "mlm": ["bb"], "pos": ["aa"]}
+    for row in ablations.ABLATION_ROWS:
+        flags = grid.list_to_flags(ablations.ablation_flags(row, "ner", corpora, grl_lambda=0.05))
+        assert (float(flags["grl-lambda"]) > 0) == ablations.is_adversarial(row) == (row in ("adversarial", "full"))
+        tasks = list(ablations.row_corpora(row, "ner", corpora))
+        assert tasks[0] == "ner" and ("mlm" in tasks) == (row in ("language_modelling", "full"))
+        assert ("pos" in tasks) == ("sentiment" in tasks) == (row in ("multitask", "language_modelling", "full"))
+    with pytest.raises(ValueError, match="unknown ablation row"):
+        ablations.is_adversarial("everything")
 
 
 # ---- the tiny grid --------------------------------------------------------------------------------------------------

@@ -1,3 +1,5 @@
+# This source code is licensed under the MIT license found in the
+# LICENSE file in the root directory of this source tree.
 """The paper's model variants: soft sharing, alternating adversarial updates,
 uncertainty task weighting and auxiliary tagging tasks."""
 
@@ -40,33 +42,20 @@ def test_soft_sharing_trains_and_generates_end_to_end(tiny_data, tmp_path):
     from fairseq import options
     from fairseq_cli import generate
 
-    from tests.conftest import USER_DIR
+    from xlt_fairseq.experiments.command import generate_command
 
-    args = options.parse_args_and_arch(
-        options.get_generation_parser(),
-        [
-            tiny_data["data"],
-            "--user-dir",
-            USER_DIR,
-            "--task",
-            "xlt_multitask",
-            "--source-lang",
-            "aa",
-            "--target-lang",
-            "bb",
-            "--path",
-            os.path.join(str(tmp_path), "checkpoint_last.pt"),
-            "--gen-subset",
-            "valid",
-            "--beam",
-            "2",
-            "--batch-size",
-            "8",
-            "--cpu",
-            "--results-path",
-            str(tmp_path / "gen"),
-        ],
+    argv = generate_command(
+        tiny_data["data"],
+        os.path.join(str(tmp_path), "checkpoint_last.pt"),
+        "aa",
+        "bb",
+        "valid",
+        beam=2,
+        batch_size=8,
+        cpu=True,
+        results_path=str(tmp_path / "gen"),
     )
+    args = options.parse_args_and_arch(options.get_generation_parser(), argv)
     generate.main(args)
     out = open(tmp_path / "gen" / "generate-valid.txt", encoding="utf-8").read()
     assert sum(1 for line in out.splitlines() if line.startswith("H-")) == 41

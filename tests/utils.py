@@ -4,6 +4,7 @@ import os
 import sys
 
 from xlt_fairseq.data.synthetic import LANGS, write_raw_data  # noqa: F401
+from xlt_fairseq.experiments.command import synthetic_preprocess_args
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -20,34 +21,6 @@ def prepare_all(tmp_dir, vocab_size=200, seed=0, sizes=None):
     texts += [raw[("translation", "aa-bb", "train")] + ".aa", raw[("translation", "aa-bb", "train")] + ".bb"]
     assert build_vocab.main(["--text", *texts, "--vocab-size", str(vocab_size), "--out", enc]) == 0
     data = os.path.join(tmp_dir, "data-bin")
-    for lang in LANGS:
-        for task in ("ner", "sentiment", "mlm"):
-            splits = ["train", "valid"] + (["test"] if task != "mlm" else [])
-            args = [task, "--lang", lang, "--encoder-dir", enc, "--destdir", data]
-            for split in splits:
-                args += [f"--{split}", raw[(task, lang, split)]]
-            assert preprocess.main(args) == 0, args
-    prefix = {s: raw[("translation", "aa-bb", s)] for s in ("train", "valid", "test")}
-    assert (
-        preprocess.main(
-            [
-                "translation",
-                "--src-lang",
-                "aa",
-                "--tgt-lang",
-                "bb",
-                "--encoder-dir",
-                enc,
-                "--destdir",
-                data,
-                "--train",
-                prefix["train"],
-                "--valid",
-                prefix["valid"],
-                "--test",
-                prefix["test"],
-            ]
-        )
-        == 0
-    )
+    for args in synthetic_preprocess_args(raw, enc, data):
+        assert preprocess.main(args) == 0, args
     return enc, data, raw

@@ -1,15 +1,15 @@
 # This source code is licensed under the MIT license found in the
 # LICENSE file in the root directory of this source tree.
-"""Runs an experiment grid (:mod:`.grid`): prepares each run's data through the
-data layer's manifest, trains with ``fairseq-train`` in a subprocess, selects
-checkpoints on dev sets, evaluates them on every test set and appends one JSON
-line per (run, test set, selection rule) to the results file.
+"""Runs an experiment grid (:mod:`.grid`): prepares each run's data
+(:mod:`.data_variants`), trains with ``fairseq-train`` in a subprocess
+(:mod:`.command`), selects checkpoints on dev sets from the training's own
+records (:mod:`.train_records`), evaluates them on every test set and appends one
+JSON line per (run, test set, selection rule) to the results file (:mod:`.results`).
 
 Resuming: a run is finished when all its result lines are in the results file;
 finished runs are skipped. A training that completed is not repeated
 (``train_done.json`` in its folder); an interrupted one is resumed by fairseq
-from its ``checkpoint_last.pt``. Result lines are appended whole (flush +
-fsync); a half-written last line left by a crash is cut off before appending.
+from its ``checkpoint_last.pt``.
 
 Model selection: every validation of a run is saved as its own checkpoint; after
 training, each (selection rule, test corpus) picks the validation with the best
@@ -24,304 +24,41 @@ import datetime
 import json
 import logging
 import os
-import re
-import shlex
-import subprocess
-import sys
 import time
-import warnings
-from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-import yaml
 
 from .. import hardware
 from ..data.formats import DataFormatError
+from .command import TrainCommand
+from .data_variants import DataManager, corpora_of
 from .evaluation import EvaluationError
-from .grid import Experiment, RunSpec, _hash, expand_grid
+from .experiment import Experiment
+from .grid import RunSpec, _hash, expand_grid
+from .results import RESULTS_FILE, append_result, read_results, repair_results, result_key
+from .train_records import (
+    checkpoint_saves,
+    console_tail,
+    read_training_log,
+    run_training,
+    select_checkpoint,
+    validations,
+)
+
+# the names scripts and tests import from here
+__all__ = ["RESULTS_FILE", "RunFailed", "Runner", "default_out", "read_results", "repair_results"]
 
 logger = logging.getLogger(__name__)
 
-RESULTS_FILE = "results.jsonl"
 TRAIN_DONE = "train_done.json"
 SELECTION = "selection.json"
 FEATURES = "features.npz"
+TRAIN_LOG = "train_records.log"  # fairseq's --log-file: the training's JSON records
 
 
 class RunFailed(RuntimeError):
     pass
-
-
-# ---- results file ------------------------------------------------------------------------------------------------
-
-
-def read_results(path) -> List[dict]:
-    """The complete lines of a results file (a half-written last line is ignored)."""
-    if not os.path.exists(path):
-        return []
-    out = []
-    with open(path, "rb") as f:
-        data = f.read()
-    lines = data.split(b"\n")
-    for i, line in enumerate(lines[:-1]):  # the part after the last newline is incomplete
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line.decode("utf-8")))
-        except (ValueError, UnicodeDecodeError):
-            logger.warning(f"{path}:{i + 1}: not a JSON line; ignored")
-    if lines[-1].strip():
-        logger.warning(f"{path}: the last line is incomplete (an interrupted write); it will be dropped")
-    return out
-
-
-def repair_results(path):
-    """Cuts a half-written last line off the results file."""
-    if not os.path.exists(path):
-        return
-    with open(path, "rb+") as f:
-        data = f.read()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):
-            f.truncate(end)
-            f.flush()
-            os.fsync(f.fileno())
-
-
-def append_result(path, record: dict):
-    """Appends one complete line (one write, flushed and synced to disk)."""
-    line = (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
-    with open(path, "ab") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def result_key(record: dict) -> Tuple[str, str, str]:
-    return record["run_id"], record["test_set"], record["selection_rule"]
-
-
-# ---- fairseq's log -------------------------------------------------------------------------------------------------
-
-_SAVED = re.compile(r"Saved checkpoint (\S+) \(epoch (\d+) @ (\d+) updates")
-
-
-def _number(v):
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return v
-
-
-def parse_train_log(text: str) -> Tuple[List[dict], Dict[int, str]]:
-    """Validation records (``| valid | {json}``, numbers as floats, the last one
-    of each update) and the checkpoint file saved at each update. A file is
-    kept only where it holds that update's model: epoch and interval files, and
-    ``checkpoint_last.pt`` for the final save."""
-    valid: Dict[int, dict] = {}
-    saves: Dict[int, str] = {}
-    last_update = None
-    for line in text.splitlines():
-        if "| valid | {" in line:
-            rec = {k: _number(v) for k, v in json.loads(line.split("| valid | ", 1)[1]).items()}
-            valid[int(rec["valid_num_updates"])] = rec
-            continue
-        m = _SAVED.search(line)
-        if m:
-            path, updates = m.group(1), int(m.group(3))
-            saves[updates] = path
-            last_update = updates
-    kept = {}
-    for updates, path in saves.items():
-        name = os.path.basename(path)
-        if name.startswith("checkpoint_last") or name.startswith("checkpoint_best"):
-            if updates != last_update:
-                continue  # overwritten by a later save
-            path = os.path.join(os.path.dirname(path), "checkpoint_last.pt")
-        kept[updates] = path
-    return [valid[u] for u in sorted(valid)], kept
-
-
-def select_checkpoint(records: List[dict], saves: Dict[int, str], metric: str) -> Optional[dict]:
-    """The validation with the best ``metric`` among those with a saved checkpoint
-    (ties: the later one, as fairseq's ``--best-checkpoint-metric``)."""
-    best = None
-    for rec in records:
-        u = int(rec["valid_num_updates"])
-        if u not in saves or not isinstance(rec.get(metric), float):
-            continue
-        if best is None or rec[metric] >= best[metric]:
-            best = rec
-    return best
-
-
-# ---- data ------------------------------------------------------------------------------------------------------------
-
-
-class DataManager:
-    """Prepares (once) the data root of each data variant of the grid."""
-
-    def __init__(self, exp: Experiment, out: str, progress: bool = False):
-        self.exp, self.out, self.progress = exp, out, progress
-        self.data_dir = os.path.join(out, "data")
-        self._base = None
-        self._specs = {}
-
-    def base(self) -> Tuple[List[dict], str, dict]:
-        """(corpus entries with absolute paths, encoder dir, manifest defaults/seed)."""
-        if self._base is not None:
-            return self._base
-        d = self.exp.data
-        if "synthetic" in d:
-            entries, enc = self._synthetic(d["synthetic"] or {})
-            extra = {}
-        elif "manifest" in d:
-            from ..data.manifest import load_yaml
-
-            path = self.exp.resolve(d["manifest"])
-            m = load_yaml(path)
-            if m.get("scenario"):
-                raise ValueError(f"{path}: the grid decides the scenario; remove 'scenario:' from the manifest")
-            base = os.path.dirname(os.path.abspath(path))
-            entries = [self._absolute(dict(e), base) for e in m.get("corpora") or []]
-            enc = d.get("encoder_dir") and self.exp.resolve(d["encoder_dir"])
-            enc = enc or (m.get("encoder_dir") and os.path.join(base, m["encoder_dir"]))
-            extra = {k: m[k] for k in ("defaults",) if m.get(k)}
-        else:
-            base = os.path.dirname(self.exp.path)
-            entries = [self._absolute(dict(e), base) for e in d["corpora"]]
-            enc = d.get("encoder_dir") and self.exp.resolve(d["encoder_dir"])
-            extra = {}
-        if d.get("defaults"):
-            extra["defaults"] = {**extra.get("defaults", {}), **d["defaults"]}
-        if not enc:
-            raise ValueError(f"{self.exp.path}: data needs an encoder_dir")
-        self._base = (entries, enc, extra)
-        return self._base
-
-    def _absolute(self, entry, base):
-        for split in ("train", "valid", "test"):
-            if entry.get(split):
-                p = os.path.expanduser(os.path.expandvars(str(entry[split])))
-                entry[split] = p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p))
-        return entry
-
-    def _synthetic(self, opts):
-        """Generated corpora in languages aa, bb (:mod:`xlt_fairseq.data.synthetic`) and a vocabulary."""
-        from ..data.synthetic import LANGS, write_raw_data
-        from ..data.vocab import build_vocab
-
-        folder = os.path.join(self.data_dir, "synthetic")
-        raw = os.path.join(folder, "raw")
-        enc = os.path.join(folder, "encoder")
-        paths = write_raw_data(raw, seed=int(opts.get("seed", 0)), sizes=opts.get("sizes"))
-        if not os.path.exists(os.path.join(enc, "dict.txt")):
-            texts = [p for (task, _, split), p in paths.items() if task in ("mlm", "sentiment") and split == "train"]
-            texts += [paths[("translation", "aa-bb", "train")] + "." + lang for lang in LANGS]
-            build_vocab(texts, int(opts.get("vocab_size", 200)), enc)
-        entries = []
-        for lang in LANGS:
-            for task in ("ner", "sentiment", "mlm"):
-                e = {
-                    "task": task,
-                    "lang": lang,
-                    "train": paths[(task, lang, "train")],
-                    "valid": paths[(task, lang, "valid")],
-                }
-                if task != "mlm":
-                    e["test"] = paths[(task, lang, "test")]
-                entries.append(e)
-        pair = {s: paths[("translation", "aa-bb", s)] for s in ("train", "valid", "test")}
-        entries.append({"task": "translation", "src_lang": "aa", "tgt_lang": "bb", **pair})
-        return entries, enc
-
-    def manifest_for(self, run: RunSpec) -> dict:
-        entries, enc, extra = self.base()
-        v = run.data_variant()
-        manifest = {"encoder_dir": enc, "seed": v["subset_seed"], "corpora": entries, **extra}
-        scenario = {"name": v["scenario"]}
-        if v["kind"] == "low-resource":
-            langs = {k: t for k, t in v["tiers"].items()}
-            scenario["tiers"] = {
-                "languages": langs,
-                "fractions": v["fractions"],
-                "default": "high",
-                "tasks": v["tier_tasks"],
-            }
-        if v["zero_shot"]:
-            scenario["zero_shot"] = {"languages": self._zero_shot_languages(run, v["zero_shot"]), "tasks": [v["task"]]}
-        if len(scenario) > 1:
-            manifest["scenario"] = scenario
-        return manifest
-
-    @staticmethod
-    def _zero_shot_languages(run: RunSpec, keys):
-        if run.task.name != "translation":
-            return list(keys)
-        # a pair loses its training split when either side is listed: list the sides no kept pair has
-        kept = {lang for k in run.task.keys if k not in keys for lang in k.split("-")}
-        langs = sorted({lang for k in keys for lang in k.split("-")} - kept)
-        if not langs:
-            raise ValueError(f"zero-shot pairs {keys} share both languages with training pairs")
-        return langs
-
-    def prepare(self, run: RunSpec):
-        """(data root, specs by (task, key)) of the run's data variant, prepared if needed."""
-        from ..data.manifest import load_manifest
-        from ..data.prepare import prepare_many
-
-        name = run.data_variant_name()
-        if name in self._specs:
-            return self._specs[name]
-        root = os.path.join(self.data_dir, name)
-        manifest = self.manifest_for(run)
-        digest = _hash(manifest)
-        os.makedirs(self.data_dir, exist_ok=True)
-        path = os.path.join(self.data_dir, name + ".manifest.yaml")
-        with open(path, "w", encoding="utf-8") as f:
-            yaml.safe_dump(manifest, f, sort_keys=False, allow_unicode=True)
-        parsed = load_manifest(path)
-        stamp = os.path.join(root, "variant.json")
-        if os.path.exists(stamp):
-            with open(stamp, encoding="utf-8") as f:
-                old = json.load(f)
-            if old.get("hash") != digest:
-                raise ValueError(
-                    f"{root} was prepared from another manifest ({old.get('manifest')}); the experiment's data "
-                    "changed since: use a new --out, or delete that folder"
-                )
-        else:
-            logger.info(f"preparing data variant {name}")
-            prepare_many(
-                parsed.specs,
-                parsed.encoder_dir,
-                root,
-                parsed.workers or int(self.exp.data.get("workers", 1)),
-                progress=False,
-                extra_summary=parsed.scenario,
-            )
-            with open(stamp + ".tmp", "w", encoding="utf-8") as f:
-                json.dump({"hash": digest, "manifest": path, "variant": run.data_variant()}, f, indent=2)
-            os.replace(stamp + ".tmp", stamp)
-        specs = OrderedDict(((s.folder, s.key), s) for s in parsed.specs)
-        self._specs[name] = (root, specs, digest)
-        return self._specs[name]
-
-
-def _entry_key(entry: dict) -> str:
-    e = {k.replace("-", "_"): v for k, v in entry.items()}
-    return f"{e.get('src_lang')}-{e.get('tgt_lang')}" if e.get("task") == "translation" else str(e.get("lang"))
-
-
-def corpora_of(specs) -> Dict[str, List[str]]:
-    out: Dict[str, List[str]] = OrderedDict()
-    for task, key in specs:
-        out.setdefault(task, []).append(key)
-    return out
-
-
-# ---- one run ----------------------------------------------------------------------------------------------------------
 
 
 class Runner:
@@ -358,8 +95,7 @@ class Runner:
 
     def expected_keys(self, run: RunSpec) -> set:
         """The result keys of a finished run (from the corpus list: no data is prepared)."""
-        entries, _, _ = self.data.base()
-        have = {(e["task"], _entry_key(e)) for e in entries if e.get(self.exp.evaluate_on)}
+        have = self.data.corpora_with(self.exp.evaluate_on)
         tests = [f"{run.task.name}/{k}" for k in run.eval_keys if (run.task.name, k) in have]
         return {(run.run_id, t, rule) for t in tests for rule in self.exp.selection}
 
@@ -429,20 +165,22 @@ class Runner:
         tests = self.test_sets(run, specs)
         rdir = self.run_dir(run)
         os.makedirs(rdir, exist_ok=True)
-        flags = run.train_flags(root, os.path.join(rdir, "checkpoints"), _user_dir(), corpora_of(specs))
-        train_id = _hash({"data": digest, "flags": flags[1:-2]})  # without --save-dir
+        cmd = run.train_command(
+            root, os.path.join(rdir, "checkpoints"), corpora_of(specs), log_file=os.path.join(rdir, TRAIN_LOG)
+        )
+        train_id = _hash({"data": digest, "flags": cmd.identity()})  # not where it writes: the same training
         tdir = self._train_dirs.setdefault(train_id, self._find_training(train_id) or rdir)
         if tdir != rdir:
-            flags[-1] = os.path.join(tdir, "checkpoints")
+            cmd = cmd.with_flags(save_dir=os.path.join(tdir, "checkpoints"), log_file=os.path.join(tdir, TRAIN_LOG))
         with open(os.path.join(rdir, "run.json"), "w", encoding="utf-8") as f:
             json.dump(
-                {**self.plan()[self.runs.index(run)], "train_id": train_id, "trained_in": tdir, "flags": flags},
+                {**self.plan()[self.runs.index(run)], "train_id": train_id, "trained_in": tdir, "flags": cmd.argv()},
                 f,
                 indent=2,
             )
-        training = self.train(run, flags, tdir, train_id)
+        training = self.train(run, cmd, tdir, train_id)
         selection = self.select(run, training, tdir, tests)
-        self.evaluate(run, training, selection, tdir, tests, done, digest, flags)
+        self.evaluate(run, training, selection, tdir, tests, done, digest)
 
     def _find_training(self, train_id) -> Optional[str]:
         """A run folder that already trained this exact configuration (same data, flags and seed)."""
@@ -456,45 +194,33 @@ class Runner:
                     return info.get("trained_in", d)
         return None
 
-    def train(self, run: RunSpec, flags: List[str], tdir: str, train_id: str) -> dict:
+    def train(self, run: RunSpec, cmd: TrainCommand, tdir: str, train_id: str) -> dict:
         done_path = os.path.join(tdir, TRAIN_DONE)
         if os.path.exists(done_path):
             with open(done_path, encoding="utf-8") as f:
                 return json.load(f)
         os.makedirs(tdir, exist_ok=True)
-        cmd = [sys.executable, "-m", "fairseq_cli.train", *flags]
         with open(os.path.join(tdir, "train_cmd.sh"), "w", encoding="utf-8") as f:
-            env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.exp.env.items())
-            f.write(
-                "#!/bin/sh\n"
-                + (env + " " if env else "")
-                + "fairseq-train "
-                + " ".join(shlex.quote(a) for a in flags)
-                + "\n"
-            )
-        write_hydra_config(flags, os.path.join(tdir, "hydra", "run.yaml"))
-        log_path = os.path.join(tdir, "train.log")
+            f.write("#!/bin/sh\n" + cmd.shell(self.exp.env) + "\n")
+        cmd.write_hydra_config(os.path.join(tdir, "hydra", "run.yaml"))
+        console = os.path.join(tdir, "train.log")
         env = {**os.environ, **self.exp.env}
         hardware.thread_env(env)  # no more threads than free cores, unless the YAML's env says
+        argv = cmd.cli(console_script=False)
         start = time.time()
         try:
-            with open(log_path, "a", encoding="utf-8") as log:
-                log.write(
-                    f"\n# {datetime.datetime.now().isoformat(timespec='seconds')} {run.run_id}: {' '.join(cmd)}\n"
-                )
-                log.flush()
-                proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            stamp = datetime.datetime.now().isoformat(timespec="seconds")
+            header = f"\n# {stamp} {run.run_id}: {' '.join(argv)}"
+            rc = run_training(argv, cmd.log_file, console, env=env, header=header)
         finally:
             with open(os.path.join(tdir, "train_attempts.jsonl"), "a", encoding="utf-8") as f:
                 f.write(json.dumps({"seconds": round(time.time() - start, 2)}) + "\n")
-        if proc.returncode != 0:
-            with open(log_path, encoding="utf-8", errors="replace") as f:
-                tail = "".join(f.readlines()[-25:])
-            raise RunFailed(f"{run.run_id}: fairseq-train failed (exit {proc.returncode}); log {log_path}:\n{tail}")
-        with open(log_path, encoding="utf-8", errors="replace") as f:
-            records, saves = parse_train_log(f.read())
+        if rc != 0:
+            raise RunFailed(f"{run.run_id}: fairseq-train failed (exit {rc}); log {console}:\n{console_tail(console)}")
+        records = validations(read_training_log(cmd.log_file))
         if not records:
-            raise RunFailed(f"{run.run_id}: no validation in {log_path}")
+            raise RunFailed(f"{run.run_id}: no validation in {cmd.log_file}")
+        saves = checkpoint_saves(cmd.save_dir)
         with open(os.path.join(tdir, "train_attempts.jsonl"), encoding="utf-8") as f:
             seconds = sum(json.loads(line)["seconds"] for line in f if line.strip())
         done = {
@@ -561,17 +287,16 @@ class Runner:
             if name.endswith(".pt") and p not in keep:
                 os.remove(p)
 
-    def evaluate(self, run, training, selection, tdir, tests, done, digest, flags):
+    def evaluate(self, run, training, selection, tdir, tests, done, digest):
         from .evaluation import evaluate_spec, load_checkpoint
 
-        cache: Dict[Tuple[str, str], Tuple[dict, str]] = {}
+        cache: Dict[Tuple[str, str], Tuple[dict, str, int]] = {}
         loaded = {}
         gen = dict(self.exp.eval_options.get("generation") or {})
         batch = int(self.exp.eval_options.get("batch_size", 32))
         pred_dir = os.path.join(tdir, "predictions")
         os.makedirs(pred_dir, exist_ok=True)
         features = self._features(run, training, selection, tdir)
-        n_disc = run.discriminated_languages(flags)
         for rule in self.exp.selection:
             for test_id, spec in tests:
                 key = (run.run_id, test_id, rule)
@@ -593,8 +318,10 @@ class Runner:
                     with open(pred_path, "w", encoding="utf-8") as f:
                         for row in rows:
                             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    cache[cache_key] = (metrics, pred_path)
-                metrics, pred_path = cache[cache_key]
+                    # what the run's discriminator told apart, as the trained model says (one class: none)
+                    n_disc = int(getattr(loaded[ckpt].model.cfg, "num_adversarial_classes", 0) or 0)
+                    cache[cache_key] = (metrics, pred_path, n_disc)
+                metrics, pred_path, n_disc = cache[cache_key]
                 record = self._record(run, rule, test_id, spec, sel, metrics, pred_path, training, tdir, digest, n_disc)
                 if features and rule == self.exp.selection[0]:
                     record["features"] = os.path.relpath(features, self.out)
@@ -689,36 +416,11 @@ class Runner:
         return path
 
 
-def write_hydra_config(flags: List[str], path: str):
-    """The run as a fairseq-hydra-train config, parsed by fairseq itself from the flags
-    (``fairseq-hydra-train --config-dir DIR --config-name run`` repeats the training; not named
-    config.yaml, which would lose to fairseq's own ``fairseq/config/config.yaml``)."""
-    from fairseq import options
-    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-    from omegaconf import OmegaConf
-
-    with warnings.catch_warnings():  # hydra's deprecation notices about fairseq's own config files
-        warnings.simplefilter("ignore")
-        args = options.parse_args_and_arch(options.get_training_parser(), list(flags))
-        cfg = OmegaConf.to_container(convert_namespace_to_omegaconf(args), resolve=True, enum_to_str=True)
-    cfg = {k: v for k, v in cfg.items() if v is not None}
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("# the run's fairseq-train flags as a fairseq-hydra-train config (written by the runner)\n")
-        yaml.safe_dump(cfg, f, sort_keys=False)
-
-
 def _free_gpu_memory():
     import torch
 
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def _user_dir() -> str:
-    from .evaluation import user_dir
-
-    return user_dir()
 
 
 @contextlib.contextmanager
