@@ -45,13 +45,18 @@ class DataRootError(ValueError):
     """A data root that cannot be written (a file in the way, permissions, a full disk)."""
 
 
-class Interrupted(BaseException):
-    """SIGTERM or SIGHUP during preparation (turned into an exception so that
-    staging folders are removed on the way out)."""
+class Interrupted(SystemExit):
+    """SIGTERM or SIGHUP during preparation, turned into an exception so that
+    staging folders are removed on the way out. A SystemExit with code 128 +
+    the signal number: uncaught, it ends the program as the signal would have,
+    without a traceback; ``except Exception`` does not swallow it."""
 
     def __init__(self, signum):
         self.signum = signum
-        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        super().__init__(128 + signum)
+
+    def __str__(self):
+        return f"interrupted by {signal.Signals(self.signum).name}"
 
 
 def _os_error(path, e: OSError) -> DataRootError:
