@@ -12,6 +12,7 @@ import preprocess
 import pytest
 
 from tests.test_formats import IWSLT_TAGS, XML_EN, XML_FR, iwslt_xml, ner_text, write
+from xlt_fairseq.data import formats
 
 TEXT = [
     "Amina Mohammed lives in Lagos . Kenya Airways flies daily Yesterday Nairobi",
@@ -233,6 +234,12 @@ def test_csv_with_an_unclosed_quote_is_refused_where_the_record_starts(env, caps
     rows[2] = 'positive,"an unclosed quote swallows the rest'
     bad = write(env["tmp"], "quote.csv", "label,text\n" + "\n".join(rows) + "\n")
     fails(env, capsys, sent_args(env, bad, "--format", "csv"), f"{bad}:4", "unclosed quote?")
+    # the quote is closed, at the end of a later field: the records in between are swallowed
+    swallow = write(env["tmp"], "swallow.csv", 'label,text\npositive,"good\nnegative,bad one"\nnegative,bad\n')
+    fails(env, capsys, sent_args(env, swallow, "--format", "csv"), f"{swallow}:2", "an unclosed quote?")
+    # a legal multi-line field is fine
+    ok = write(env["tmp"], "ok.csv", 'label,text\npositive,"good\nvery good"\nnegative,bad\n')
+    assert len(formats.read_classification(ok, "csv")) == 2
     multi = write(env["tmp"], "multi.csv", 'label,text\n"posi\ntive",good\nnegative,bad\n')
     fails(env, capsys, sent_args(env, multi, "--format", "csv"), f"{multi}:2", "spans lines")
     rows[2] = 'positive,"closed" mid field'

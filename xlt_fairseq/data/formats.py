@@ -318,6 +318,7 @@ def read_delimited(
     reader = csv.reader(lines(), delimiter=delimiter, strict=True)
     out, header, where = [], None, {}
     record_start = 1
+    multiline = []  # (line, raw fields) of records that span lines
     try:
         for row in reader:
             lineno = record_start
@@ -347,13 +348,38 @@ def read_delimited(
                 if any(c in label for c in "\r\n\t"):
                     raise DataFormatError(path, lineno, f"label {label!r} in column {label_column!r} spans lines")
             out.append(LabelledText(label, text, lineno))
+            if record_start - lineno > 1:
+                multiline.append((lineno, row))
     except csv.Error as e:
         start, end = record_start, state["line"]
         span = f" (the record starting here runs to line {end}: an unclosed quote?)" if end > start else ""
         raise DataFormatError(path, start, f"malformed {delimiter!r}-delimited record ({e}){span}") from None
     if header is None or not out:
         raise DataFormatError(path, None, "no records after the header")
+    if label_column is not None:
+        _check_swallowed(path, multiline, header, where["--label-column"], {x.label for x in out}, delimiter)
     return out
+
+
+def _check_swallowed(path, multiline, header, label_col: int, labels: set, delimiter: str):
+    """A quoted field that spans lines is legal, but when one of its inner lines
+    reads as a complete record of this file (as many fields as the header, a
+    label the file uses) the quote was most likely left open and closed much
+    later, swallowing those records."""
+    for lineno, row in multiline:
+        for field_ in row:
+            for k, inner in enumerate(field_.split("\n")[1:], start=1):
+                try:
+                    cells = next(csv.reader([inner], delimiter=delimiter))
+                except (csv.Error, StopIteration):
+                    continue
+                if len(cells) == len(header) and cells[label_col].strip() in labels:
+                    raise DataFormatError(
+                        path,
+                        lineno,
+                        f"a quoted field runs over several lines and holds what reads as a record of its own "
+                        f"({inner[:60]!r}): an unclosed quote? (quote the field properly, or escape the quote as \"\")",
+                    )
 
 
 def read_classification(path, fmt: str = "tsv", labelled: bool = True, **options) -> List[LabelledText]:
