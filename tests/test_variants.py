@@ -186,20 +186,40 @@ def test_every_ablation_row_trains(row, tiny_data, tmp_path):
 
 
 def test_domain_adversarial_target(tiny_data, tmp_path):
+    """The discriminator predicts each corpus' domain, not its language: bb's NER and
+    sentiment corpora are "tweets", bb's masked-LM corpus stays "general", so domain
+    and language disagree on those MLM examples."""
     import json
     import shutil
 
     data = str(tmp_path / "data")
     shutil.copytree(tiny_data["data"], data)
-    for task_name in ("ner", "sentiment", "mlm"):
+    for task_name in ("ner", "sentiment"):
         meta_path = os.path.join(data, task_name, "bb", "meta.json")
         meta = json.load(open(meta_path))
         meta["domain"] = "tweets"
         json.dump(meta, open(meta_path, "w"))
-    cfg, task, model, criterion = setup({"data": data}, tmp_path, "--adversarial-target", "domain")
+    cfg, task, model, criterion = setup({"data": data}, tmp_path, "--adversarial-target", "domain", "--dropout", "0")
     assert task.domains == ["general", "tweets"]
     assert model.discriminator.layers[-1].out_features == 2
-    sample = batch(task, n=8)
+    ds = task.dataset("train")  # every 16th item: both languages of every task (items 0-31 are all aa)
+    sample = ds.collater([ds[i] for i in range(0, len(ds), 16)])
+    bb = task.languages.index("bb")
+    for name, sub in sample.items():
+        expected = sub["lang_id"].eq(bb).long() if name in ("ner", "sentiment") else torch.zeros_like(sub["lang_id"])
+        assert torch.equal(sub["domain_id"], expected), name
+    domains = torch.cat([s["domain_id"] for s in sample.values()])
+    assert set(domains.tolist()) == {0, 1}
+    assert bool((sample["mlm"]["lang_id"].eq(bb) & sample["mlm"]["domain_id"].eq(0)).any())
+
+    model.eval()  # deterministic: the losses below differ only by the targets given
     _, _, log = criterion(model, sample)
-    assert log["adv_count"] == sum(int(s["nsentences"]) for s in sample.values())
-    assert set(torch.cat([s["domain_id"] for s in sample.values()]).tolist()) <= {0, 1}
+    assert log["adv_count"] == domains.numel() == sum(int(s["nsentences"]) for s in sample.values())
+
+    def adv_loss_with(key, values):
+        changed = {name: {**sub, key: values(sub[key])} for name, sub in sample.items()}
+        return float(criterion(model, changed)[2]["adv_loss"])
+
+    # the loss reads domain ids: other language ids change nothing, other domain ids change it
+    assert adv_loss_with("lang_id", lambda ids: 1 - ids) == pytest.approx(float(log["adv_loss"]), rel=1e-6)
+    assert adv_loss_with("domain_id", lambda ids: 1 - ids) != pytest.approx(float(log["adv_loss"]), rel=1e-3)

@@ -185,7 +185,13 @@ def load_tagging_corpus(path, split, dictionary: Dictionary, global_labels: List
     labels = load_indexed(path, split, "label")
     if len(tokens) != len(labels):
         raise CorpusError(f"{path}: {split}.input has {len(tokens)} items but {split}.label has {len(labels)}")
-    mapping = _label_mapping(read_labels(path), global_labels)
+    return tagging_dataset(tokens, labels, dictionary, _label_mapping(read_labels(path), global_labels))
+
+
+def tagging_dataset(tokens, labels, dictionary: Dictionary, mapping: torch.Tensor):
+    """Token ids (``... </s>``) and on-disk tag ids (id + 1, 0 = ignored) of a
+    tagging corpus, read from disk or encoded in memory (prediction), as the
+    model's batches: ``<s>`` prepended, labels mapped to ``mapping``'s global ids."""
     src = PrependTokenDataset(tokens, dictionary.bos())
     tgt = _PrependValueDataset(_MapLabelsDataset(labels, mapping), IGNORE_INDEX)
     return NestedDictionaryDataset(
@@ -209,7 +215,12 @@ def load_classification_corpus(path, split, dictionary: Dictionary, global_label
     labels = load_indexed(path, split, "label")
     if len(tokens) != len(labels):
         raise CorpusError(f"{path}: {split}.input has {len(tokens)} items but {split}.label has {len(labels)}")
-    mapping = _label_mapping(read_labels(path), global_labels)
+    return classification_dataset(tokens, labels, dictionary, _label_mapping(read_labels(path), global_labels))
+
+
+def classification_dataset(tokens, labels, dictionary: Dictionary, mapping: torch.Tensor):
+    """Token ids (``... </s>``) and on-disk class ids of a classification corpus,
+    read from disk or encoded in memory (prediction), as the model's batches."""
     src = PrependTokenDataset(tokens, dictionary.bos())
     return NestedDictionaryDataset(
         {

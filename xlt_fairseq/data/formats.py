@@ -448,3 +448,35 @@ def input_files(task, path_or_prefix, fmt, src_lang=None, tgt_lang=None) -> List
     if task == "translation":
         return list(translation_files(path_or_prefix, src_lang, tgt_lang, fmt))
     return [path_or_prefix]
+
+
+# ---- prediction input -----------------------------------------------------------------------------------------------
+
+
+def read_json_lines(path, text_field: str = "text", tokens_field: Optional[str] = "tokens") -> List[dict]:
+    """Prediction input as JSON Lines: one object per line with a string under
+    ``text_field``, or (tagging) a list of strings under ``tokens_field``; the
+    object's other keys are kept for the output. Returns the objects with
+    ``"_line"`` added."""
+    out = []
+    for lineno, line in open_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as e:
+            raise DataFormatError(path, lineno, f"not valid JSON ({e})") from None
+        if not isinstance(obj, dict):
+            raise DataFormatError(path, lineno, "expected a JSON object")
+        if isinstance(obj.get(text_field), str):
+            pass
+        elif tokens_field and tokens_field in obj:
+            tokens = obj[tokens_field]
+            if not isinstance(tokens, list) or not all(isinstance(t, str) and t and not t.isspace() for t in tokens):
+                raise DataFormatError(path, lineno, f"{tokens_field!r} must be a list of non-empty strings")
+        else:
+            wanted = f"{text_field!r} (a string)" + (f" or {tokens_field!r} (a list of words)" if tokens_field else "")
+            raise DataFormatError(path, lineno, f"no {wanted}")
+        obj["_line"] = lineno
+        out.append(obj)
+    return out

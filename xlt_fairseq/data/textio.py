@@ -89,7 +89,7 @@ def read_lines(path) -> List[str]:
 
 
 def open_lines(path) -> Iterator[Tuple[int, str]]:
-    """Yields (1-based line number, line without its newline); see :func:`_read_lines`."""
+    """Yields (1-based line number, line without its newline); see :func:`read_lines`."""
     yield from enumerate(read_lines(path), start=1)
 
 

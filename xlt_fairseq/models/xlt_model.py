@@ -184,6 +184,20 @@ class XLTModel(BaseFairseqModel):
                 del state_dict[key]
         super().upgrade_state_dict_named(state_dict, name)
 
+    @classmethod
+    def hub_models(cls):
+        return {}
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path, checkpoint_file="model.pt", data_name_or_path=".", **kwargs):
+        """The model's Python API (:class:`~xlt_fairseq.models.hub_interface.XLTHubInterface`:
+        ``tag``, ``classify``, ``translate``, ``logits``) from a model folder written by
+        ``xlt-export``, or from a training checkpoint folder + ``checkpoint_file`` and its data
+        root ``data_name_or_path`` (``"."``: the one the checkpoint recorded)."""
+        from .hub_interface import from_pretrained
+
+        return from_pretrained(model_name_or_path, checkpoint_file, data_name_or_path, **kwargs)
+
     def set_num_updates(self, num_updates):
         self.num_updates = num_updates
         super().set_num_updates(num_updates)

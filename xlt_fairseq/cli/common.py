@@ -1,0 +1,98 @@
+# This source code is licensed under the MIT license found in the
+# LICENSE file in the root directory of this source tree.
+"""What the inference tools share: the model arguments, loading, the errors a
+user can cause, standard input and outputs that are never half-written."""
+
+import contextlib
+import logging
+import os
+import shutil
+import sys
+import tempfile
+
+logger = logging.getLogger(__name__)
+
+
+def user_errors() -> tuple:
+    """Exceptions that are the user's input, not a bug: reported as ``error: ...`` with exit status 1."""
+    from ..checkpoint_io import CheckpointReadError
+    from ..checkpoint_safety import UnsafeCheckpointError
+    from ..experiments.evaluation import EvaluationError
+
+    # the plugin's own input errors (formats, vocabularies, exports, hub requests) are ValueErrors
+    return (ValueError, OSError, EvaluationError, CheckpointReadError, UnsafeCheckpointError)
+
+
+def add_model_arguments(parser):
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--model", help="a model folder written by xlt-export")
+    group.add_argument("--checkpoint", help="a checkpoint of fairseq-train (or a model folder)")
+    parser.add_argument("--data", help="with --checkpoint: its data root (default: the one it was trained on)")
+    parser.add_argument("--encoder-dir", help="with --checkpoint: the encoder directory (default: the data root's)")
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is available")
+
+
+def setup(args=None):
+    """Threads (the cores free now; OMP_NUM_THREADS wins) and warning-level logging."""
+    from ..hardware import configure_threads
+
+    configure_threads()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", force=True)
+
+
+def load(args, half: bool = False):
+    """The hub interface of ``--model``/``--checkpoint``."""
+    import torch
+
+    from ..models.hub_interface import load_hub
+
+    device = "cpu" if args.cpu or not torch.cuda.is_available() else "cuda"
+    hub = load_hub(args.model or args.checkpoint, data=args.data, encoder_dir=args.encoder_dir, device=device)
+    if half:
+        if device == "cpu":
+            raise ValueError("--half needs a GPU (fp16 inference on a CPU is slower than fp32)")
+        hub = hub.half()
+    return hub
+
+
+@contextlib.contextmanager
+def input_path(path: str):
+    """``path``, or standard input copied to a temporary file (readers take files)."""
+    if path != "-":
+        yield path
+        return
+    tmp = tempfile.mkdtemp(prefix="xlt-stdin-")
+    try:
+        name = os.path.join(tmp, "stdin")
+        with open(name, "w", encoding="utf-8") as f:
+            shutil.copyfileobj(sys.stdin, f)
+        yield name
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def report(error: Exception, stdin_path: str = None) -> int:
+    message = str(error)
+    if stdin_path:
+        message = message.replace(stdin_path, "<stdin>")
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def write_output(path: str, lines):
+    """Writes ``lines`` to ``path`` through a temporary file renamed when complete (``-``: standard output)."""
+    text = "".join(line + "\n" for line in lines)
+    if path == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

@@ -1,0 +1,82 @@
+# This source code is licensed under the MIT license found in the
+# LICENSE file in the root directory of this source tree.
+"""xlt-evaluate: score a trained model on a raw test file (any format
+preprocessing reads) and print the metrics as JSON: entity F1 overall and per
+type (seqeval), accuracy and macro-F1 (scikit-learn), BLEU with its signature
+(sacreBLEU; translation generated in-process). Every test example is scored.
+
+    xlt-evaluate --model model_dir --task ner --lang sw --test sw/test.conll
+    xlt-evaluate --checkpoint ckpt/checkpoint_best.pt --task translation --pair en-sw --test raw/test
+"""
+
+import argparse
+import json
+import sys
+
+
+def build_parser():
+    from .common import add_model_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="xlt-evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--task", required=True, choices=["ner", "sentiment", "translation"])
+    parser.add_argument("--lang", help="language of the test file (ner, sentiment)")
+    parser.add_argument("--pair", help="SRC-TGT (translation); --test is then the prefix of PREFIX.SRC/PREFIX.TGT")
+    parser.add_argument("--test", required=True, help="raw test file (translation: its prefix)")
+    parser.add_argument("--format", help="input format (see xlt_fairseq/data/formats.py; default: the task's)")
+    parser.add_argument("--tag-scheme", default="iob2", help="NER tag scheme of the file: iob2, iob1, bioes, bilou")
+    parser.add_argument("--map-label", nargs="*", default=[], metavar="FROM=TO", help="e.g. DATE=O (as preprocessing)")
+    parser.add_argument("--drop-label", nargs="*", default=[], help="sentiment labels to leave out")
+    parser.add_argument("--text-column", default="text", help="csv: the text column")
+    parser.add_argument("--label-column", default="label", help="csv: the label column")
+    parser.add_argument("--delimiter", default=",", help="csv: the delimiter")
+    parser.add_argument("--marc-labels", default="binary", choices=["binary", "stars"], help="marc-jsonl labels")
+    parser.add_argument("--include-title", action="store_true", help="marc-jsonl: title before the body")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--beam", type=int, default=5, help="translation beam")
+    parser.add_argument("--save-predictions", help="write the predictions here (JSON Lines)")
+    return parser
+
+
+def main(argv=None) -> int:
+    from ..data.manifest import parse_label_map
+    from ..experiments.evaluation import evaluate_file, make_spec
+    from .common import report, setup, user_errors
+
+    args = build_parser().parse_args(argv)
+    setup(args)
+    try:
+        options = {
+            "tag_scheme": args.tag_scheme,
+            "map_label": parse_label_map(args.map_label),
+            "drop_label": args.drop_label,
+        }
+        if args.task == "sentiment":
+            options.update(
+                text_column=args.text_column,
+                label_column=args.label_column,
+                delimiter=args.delimiter,
+                marc_labels=args.marc_labels,
+                include_title=args.include_title,
+            )
+        spec = make_spec(args.task, args.test, args.lang, args.pair, args.format, **options)
+        result = evaluate_file(
+            args.model or args.checkpoint,
+            spec,
+            args.data,
+            args.encoder_dir,
+            args.batch_size,
+            {"beam": args.beam},
+            args.cpu,
+            args.save_predictions,
+        )
+    except user_errors() as e:
+        return report(e)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
