@@ -1,36 +1,11 @@
 #!/usr/bin/env python
 # This source code is licensed under the MIT license found in the
 # LICENSE file in the root directory of this source tree.
-"""Train a sentencepiece vocabulary on raw text and write an encoder directory
-laid out like an XLM-R release (``sentencepiece.bpe.model`` + ``dict.txt``).
+"""Thin wrapper around :mod:`xlt_fairseq.cli.build_vocab` (installed as ``xlt-build-vocab``)."""
 
-    python scripts/build_vocab.py --text train.en train.sw --vocab-size 8000 --out encoder/
-"""
-
-import argparse
-import logging
 import sys
 
-from xlt_fairseq.data.formats import DataFormatError
-from xlt_fairseq.data.vocab import build_vocab
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--text", nargs="+", required=True, help="raw text files, one sentence per line")
-    parser.add_argument("--vocab-size", type=int, required=True, help="number of sentencepiece pieces")
-    parser.add_argument("--out", required=True, help="encoder directory to write")
-    parser.add_argument("--model-type", default="unigram", choices=["unigram", "bpe"], help="as XLM-R: unigram")
-    parser.add_argument("--character-coverage", type=float, default=0.9995)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        build_vocab(args.text, args.vocab_size, args.out, args.model_type, args.character_coverage)
-    except (DataFormatError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
+from xlt_fairseq.cli.build_vocab import build_parser, main  # noqa: F401
 
 if __name__ == "__main__":
     sys.exit(main())

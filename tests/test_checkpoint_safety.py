@@ -165,3 +165,55 @@ def test_trusted_legacy_file_is_an_explicit_opt_in(fairseq_checkpoint, tmp_path,
         assert checkpoint_safety.load(old)["extra_state"]["train_meters"].avg == 1.5
     with pytest.raises(UnsafeCheckpointError):
         checkpoint_safety.load(old)
+
+
+@pytest.mark.parametrize("switch", ["1", "true"])
+def test_torch_environment_switch_does_not_turn_safe_loading_off(
+    fairseq_checkpoint, tmp_path, monkeypatch, switch  # noqa: F811
+):
+    """TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD (a common torch >= 2.6 workaround) would make
+    fairseq's torch.load unsafe: every guarded load ignores it, and it is left as it was."""
+    from fairseq import checkpoint_utils
+
+    base = checkpoint_safety.load(os.path.join(fairseq_checkpoint, "model.pt"))
+    marker = str(tmp_path / MARKER_NAME)
+    evil = _evil(str(tmp_path / "evil.pt"), marker, base)
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", switch)
+    for load in (
+        checkpoint_utils.load_checkpoint_to_cpu,  # generate, resume, --restore-file, from_pretrained
+        checkpoint_utils.load_ema_from_checkpoint,
+        checkpoint_safety.load,
+    ):
+        with pytest.raises(UnsafeCheckpointError) as e:
+            load(evil)
+        _assert_refused(e, evil, marker)
+        assert os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] == switch
+    with pytest.raises(UnsafeCheckpointError):  # fairseq-generate's own entry
+        checkpoint_utils.load_model_ensemble_and_task([evil])
+    assert not os.path.exists(marker)
+    # a good checkpoint still loads, and the opt-in still works with the switch set
+    assert "model" in checkpoint_utils.load_checkpoint_to_cpu(os.path.join(fairseq_checkpoint, "model.pt"))
+    monkeypatch.setenv(TRUST_ENV, evil)
+    checkpoint_utils.load_checkpoint_to_cpu(evil)
+    assert os.path.exists(marker)  # the user trusted it: it ran
+
+
+def test_generate_in_a_subprocess_with_the_switch_set_runs_nothing(fairseq_checkpoint, tmp_path):  # noqa: F811
+    import subprocess
+    import sys
+
+    base = checkpoint_safety.load(os.path.join(fairseq_checkpoint, "model.pt"))
+    marker = str(tmp_path / MARKER_NAME)
+    evil = _evil(str(tmp_path / "evil.pt"), marker, base)
+    code = (
+        "import sys, xlt_fairseq\n"
+        "from fairseq import checkpoint_utils\n"
+        "try:\n    checkpoint_utils.load_model_ensemble_and_task([sys.argv[1]])\n"
+        "except xlt_fairseq.checkpoint_safety.UnsafeCheckpointError as e:\n    print('REFUSED', e); sys.exit(3)\n"
+    )
+    env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "OMP_NUM_THREADS": "1"}
+    env.pop(TRUST_ENV, None)
+    proc = subprocess.run([sys.executable, "-c", code, evil], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "REFUSED" in proc.stdout and evil in proc.stdout
+    assert not os.path.exists(marker)

@@ -433,3 +433,30 @@ def test_piece_encoder_fast_path_equals_piece_lookup(enc):
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(300)]
     assert [encoder.encode(t) for t in texts] == [encoder.ids(encoder.pieces(t)) for t in texts]
     assert encoder.encode_batch(texts) == [encoder.encode(t) for t in texts]
+
+
+def test_corpus_spec_fields_are_the_one_source_of_options_and_manifest_types(tmp_path):
+    """Every command-line field of CorpusSpec is an option of xlt-preprocess for
+    exactly the tasks its metadata names, typed like the field; a manifest value
+    of the wrong type is refused with the field's kind."""
+    import argparse
+    from dataclasses import fields
+
+    from xlt_fairseq.cli.preprocess import build_parser
+    from xlt_fairseq.data.formats import DataFormatError
+    from xlt_fairseq.data.spec import FIELD_KINDS, CorpusSpec, add_spec_arguments, coerce
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for task, parser in sub.choices.items():
+        dests = {a.dest for a in parser._actions}
+        for f in fields(CorpusSpec):
+            if f.metadata.get("cli"):
+                assert (f.name in dests) == (task in f.metadata["tasks"]), (task, f.name)
+    assert FIELD_KINDS["max_length"] == "int" and FIELD_KINDS["length_ratio"] == "float"
+    assert FIELD_KINDS["map_label"] == "map" and FIELD_KINDS["labels"] == "list" and FIELD_KINDS["strict_tags"] == "bool"
+    with pytest.raises(DataFormatError, match="m.yaml:3: max_length must be an integer"):
+        coerce("m.yaml", 3, "max_length", "12")
+    assert coerce("m.yaml", 3, "length_ratio", 2) == 2.0
+    any_task = argparse.ArgumentParser()
+    add_spec_arguments(any_task, names=("tag_scheme", "text_column"))
+    assert any_task.parse_args(["--tag-scheme", "bioes"]).tag_scheme == "bioes"

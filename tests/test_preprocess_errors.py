@@ -12,6 +12,7 @@ import preprocess
 import pytest
 
 from tests.test_formats import IWSLT_TAGS, XML_EN, XML_FR, iwslt_xml, ner_text, write
+from xlt_fairseq.data import formats
 
 TEXT = [
     "Amina Mohammed lives in Lagos . Kenya Airways flies daily Yesterday Nairobi",
@@ -219,3 +220,199 @@ def test_manifest_missing_file_unknown_format_and_key(env, capsys):
 def test_bad_label_mapping_options(env, capsys):
     fails(env, capsys, ner_args(env, None, "--map-label", "DATE"), "--map-label", "is not of the form FROM=TO")
     fails(env, capsys, ner_args(env, None, "--map-label", "B-DATE=O"), "ner/sw", "name entity types, e.g. DATE=O")
+
+
+# ---- round 2: silent acceptance of bad data, names and paths ---------------------------------------------------------
+
+
+def sent_args(env, path, *extra):
+    return ["sentiment", "--lang", "en", "--encoder-dir", env["enc"], "--destdir", "DEST", "--train", path, *extra]
+
+
+def test_csv_with_an_unclosed_quote_is_refused_where_the_record_starts(env, capsys):
+    rows = [f'{"positive" if i % 2 else "negative"},"review {i}"' for i in range(50)]
+    rows[2] = 'positive,"an unclosed quote swallows the rest'
+    bad = write(env["tmp"], "quote.csv", "label,text\n" + "\n".join(rows) + "\n")
+    fails(env, capsys, sent_args(env, bad, "--format", "csv"), f"{bad}:4", "unclosed quote?")
+    # the quote is closed, at the end of a later field: the records in between are swallowed
+    swallow = write(env["tmp"], "swallow.csv", 'label,text\npositive,"good\nnegative,bad one"\nnegative,bad\n')
+    fails(env, capsys, sent_args(env, swallow, "--format", "csv"), f"{swallow}:2", "an unclosed quote?")
+    # a legal multi-line field is fine
+    ok = write(env["tmp"], "ok.csv", 'label,text\npositive,"good\nvery good"\nnegative,bad\n')
+    assert len(formats.read_classification(ok, "csv")) == 2
+    multi = write(env["tmp"], "multi.csv", 'label,text\n"posi\ntive",good\nnegative,bad\n')
+    fails(env, capsys, sent_args(env, multi, "--format", "csv"), f"{multi}:2", "spans lines")
+    rows[2] = 'positive,"closed" mid field'
+    bad = write(env["tmp"], "quote2.csv", "label,text\n" + "\n".join(rows) + "\n")
+    fails(env, capsys, sent_args(env, bad, "--format", "csv"), f"{bad}:4", "malformed ','-delimited record")
+
+
+def test_tsv_header_row_or_id_column_is_not_read_as_labels(env, capsys):
+    header = write(env["tmp"], "header.tsv", "label\ttext\npositive\tgood\nnegative\tbad\n")
+    fails(env, capsys, sent_args(env, header), f"{header}:1", "a header row")
+    other = write(env["tmp"], "header2.tsv", "polarity\treview_text\npositive\tgood\nnegative\tbad\n")
+    fails(env, capsys, sent_args(env, other), f"{other}:1", "looks like a header row ('polarity' is no other")
+    ids = write(env["tmp"], "ids.tsv", "1\tpositive\tgood\n2\tnegative\tbad\n")
+    fails(env, capsys, sent_args(env, ids), f"{ids}:1", "found 3 tab-separated columns (an id column?")
+    # an id column where the label should be: 60 examples, 60 "classes"
+    numbered = write(env["tmp"], "numbered.tsv", "".join(f"{i}\treview number {i}\n" for i in range(1, 61)))
+    fails(env, capsys, sent_args(env, numbered), numbered, "60 different labels in 60 examples")
+
+
+@pytest.mark.parametrize(
+    "content, line, problem",
+    [
+        (b"Amina\tB-PER\nLa\x00gos\tB-LOC\n", 2, "NUL byte"),
+        ("Amina\tB-PER\n\nLagos\tB-LOC\n\ufeffKenya\tB-LOC\n".encode(), 4, "byte-order mark (U+FEFF) starts a line"),
+        (b"Amina\tB-PER\rLagos\tB-LOC\n", 1, "carriage return inside a line"),
+        ("Amina\tB-PER\n".encode("utf-16-le"), 1, "NUL byte"),
+    ],
+)
+def test_control_bytes_are_refused_not_read_as_token_characters(env, capsys, content, line, problem):
+    bad = write(env["tmp"], "ctrl.conll", content, "wb")
+    fails(env, capsys, ner_args(env, bad), f"{bad}:{line}", problem)
+
+
+def test_leading_bom_and_crlf_line_ends_are_fine(env, tmp_path):
+    # and U+FEFF inside a token, as a zero-width no-break space (real WikiAnn pt data has it)
+    text = "\ufeffAmina\tB-PER\r\nlives\tO\r\n\r\n68\u00b043\u2032W\ufeff\tO\r\nLagos\tB-LOC\r\n"
+    ok = write(tmp_path, "crlf.conll", text.encode(), "wb")
+    dest = str(tmp_path / "data")
+    assert preprocess.main(["ner", "--lang", "sw", "--encoder-dir", env["enc"], "--destdir", dest, "--train", ok]) == 0
+
+
+def test_options_that_would_write_an_empty_corpus_are_refused(env, capsys):
+    write(env["tmp"], "pairs.en", "one two three\nfour five\n")
+    write(env["tmp"], "pairs.fr", "un deux trois\nquatre cinq\n")
+    prefix = os.path.join(str(env["tmp"]), "pairs")
+    args = ["translation", "--src-lang", "en", "--tgt-lang", "fr", "--encoder-dir", env["enc"], "--destdir", "DEST"]
+    args += ["--train", prefix]
+    fails(env, capsys, args + ["--max-length", "-1"], "--max-length", "must be at least 1")
+    fails(env, capsys, args + ["--max-length", "1"], f"{prefix}: no train examples left", "longer than --max-length 1")
+    fails(env, capsys, ner_args(env, None, "--floor", "-2"), "--floor", "at least 0")
+    fails(env, capsys, ner_args(env, None, "--workers", "0"), "--workers", "at least 1")
+
+
+@pytest.mark.parametrize("lang", ["..", ".", "sw/extra", "../../x", "", "en,sw", "-x"])
+def test_language_codes_that_are_not_one_folder_name_are_refused(env, capsys, lang):
+    args = ner_args(env, None)
+    i = args.index("--lang")
+    args[i : i + 2] = [f"--lang={lang}"]
+    fails(env, capsys, args, f"--lang {lang!r}" if lang else "ner needs --lang", "is not a language code" if lang else "")
+    assert not [n for n in os.listdir(env["data"]) if n.startswith(".tmp-")]
+
+
+def test_translation_language_with_a_dash_is_refused(env, capsys):
+    args = ["translation", "--src-lang", "en-x", "--tgt-lang", "fr", "--encoder-dir", env["enc"], "--destdir", "DEST"]
+    fails(env, capsys, args + ["--train", os.path.join(str(env["tmp"]), "pairs")], "--src-lang 'en-x'", "language")
+
+
+def test_destdir_that_is_a_file_or_read_only_is_refused(env, capsys, tmp_path):
+    args = ner_args(env, None)
+    args[args.index("--destdir") + 1] = ""
+    assert preprocess.main(args) == 1
+    assert "--destdir is empty" in capsys.readouterr().err
+    a_file = write(tmp_path, "not-a-dir", "x\n")
+    for dest in (a_file, os.path.join(a_file, "below")):
+        args = ner_args(env, None)
+        args[args.index("--destdir") + 1] = dest
+        assert preprocess.main(args) == 1
+        assert f"{a_file}: is a file, not a folder" in capsys.readouterr().err
+    if os.geteuid() != 0:  # root ignores permissions
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        args[args.index("--destdir") + 1] = str(ro / "data")
+        assert preprocess.main(args) == 1
+        assert f"{ro}: permission denied" in capsys.readouterr().err
+
+
+def test_unreadable_input_is_refused_with_its_name(env, capsys, tmp_path, monkeypatch):
+    bad = write(tmp_path, "locked.conll", ner_text("conll"))
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if str(p) == bad else real_access(p, mode, **kw))
+    fails(env, capsys, ner_args(env, bad), bad, "cannot be read (permission denied)")
+
+
+def test_full_disk_while_binarising_names_the_file_and_leaves_nothing(env, capsys, monkeypatch):
+    import errno
+
+    from xlt_fairseq.data import binarize
+
+    def full(self, flat, sizes):
+        raise OSError(errno.ENOSPC, "No space left on device", self.prefix + ".bin")
+
+    monkeypatch.setattr(binarize.IndexedWriter, "add_flat", full)
+    fails(env, capsys, ner_args(env, None), "train.input.bin", "no space left on the device")
+
+
+def test_damaged_meta_json_of_another_corpus_is_named(env, capsys, tmp_path):
+    data = str(tmp_path / "data")
+    shutil.copytree(env["data"], data)
+    meta = os.path.join(data, "ner", "sw", "meta.json")
+    open(meta, "w").write(open(meta).read()[:40])
+    args = ["ner", "--lang", "yo", "--encoder-dir", env["enc"], "--destdir", data, "--train", env["ner"]]
+    before = snapshot(data)
+    assert preprocess.main(args) == 1
+    assert f"{meta}:" in capsys.readouterr().err
+    assert snapshot(data) == before
+
+
+def test_input_from_a_pipe_is_read(env, tmp_path):
+    import threading
+
+    r, w = os.pipe()
+    text = ner_text("conll").encode()
+    threading.Thread(target=lambda: (os.write(w, text), os.close(w)), daemon=True).start()
+    dest = str(tmp_path / "data")
+    args = ["ner", "--lang", "sw", "--encoder-dir", env["enc"], "--destdir", dest, "--train", f"/dev/fd/{r}"]
+    try:
+        assert preprocess.main(args) == 0
+    finally:
+        os.close(r)
+    assert os.path.exists(os.path.join(dest, "ner", "sw", "train.input.bin"))
+
+
+def test_empty_pipe_is_refused(env, capsys, tmp_path):
+    r, w = os.pipe()
+    os.close(w)
+    try:
+        dest = str(tmp_path / "data")
+        args = ["ner", "--lang", "sw", "--encoder-dir", env["enc"], "--destdir", dest, "--train", f"/dev/fd/{r}"]
+        assert preprocess.main(args) == 1
+    finally:
+        os.close(r)
+    assert f"/dev/fd/{r}: file is empty" in capsys.readouterr().err
+    assert not os.path.exists(dest)
+
+
+def test_conllu_errors_name_the_right_line_past_ranges_and_empty_nodes(env, capsys, tmp_path):
+    def row(i, form, upos):
+        return f"{i}\t{form}\t_\t{upos}\t_\t_\t_\t_\t_\t_\n"
+
+    train = write(tmp_path, "train.conllu", "# sent_id = 1\n" + row(1, "I", "PRON") + row(2, "go", "VERB") + "\n")
+    text = "# sent_id = 1\n" + row(1, "I", "PRON") + "2-3\tdon't\t_\t_\t_\t_\t_\t_\t_\t_\n"
+    text += row(2, "do", "AUX") + row(3, "n't", "PART") + "3.1\tx\t_\t_\t_\t_\t_\t_\t_\t_\n" + row(4, "go", "VERB")
+    valid = write(tmp_path, "valid.conllu", text + "\n")
+    args = ["tagging", "--name", "pos", "--lang", "en", "--encoder-dir", env["enc"], "--destdir", "DEST"]
+    args += ["--train", train, "--valid", valid]
+    # AUX is line 4 (after the range line 3), PART line 5
+    fails(env, capsys, args, f"{valid}:4", "tag 'AUX' does not occur in the training data")
+
+
+def test_build_vocab_reads_a_pipe_and_refuses_a_file_as_out(tmp_path, capsys):
+    import threading
+
+    r, w = os.pipe()
+    text = ("\n".join(TEXT * 3) + "\n").encode()
+    threading.Thread(target=lambda: (os.write(w, text), os.close(w)), daemon=True).start()
+    out = str(tmp_path / "enc")
+    try:
+        assert build_vocab.main(["--text", f"/dev/fd/{r}", "--vocab-size", "60", "--out", out]) == 0
+    finally:
+        os.close(r)
+    assert sorted(os.listdir(out)) == ["dict.txt", "sentencepiece.bpe.model"]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+    a_file = write(tmp_path, "file", "x\n")
+    assert build_vocab.main(["--text", a_file, "--vocab-size", "60", "--out", a_file]) == 1
+    assert f"{a_file}: is a file, not a folder" in capsys.readouterr().err

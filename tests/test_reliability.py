@@ -141,6 +141,9 @@ def test_label_set_mismatch_on_restore_is_refused(tiny_data, tmp_path):
         path = os.path.join(data, "ner", lang, "labels.txt")
         labels = open(path).read().replace("B-LOC", "B-GPE")
         open(path, "w").write(labels)
+        meta_path = os.path.join(data, "ner", lang, "meta.json")  # a consistent corpus, other labels
+        meta = open(meta_path).read().replace("B-LOC", "B-GPE")
+        open(meta_path, "w").write(meta)
     args = train_args(
         data, str(tmp_path / "ckpt2"), "--restore-file", os.path.join(save, "checkpoint_last.pt"), max_update=4
     )

@@ -21,15 +21,28 @@ goes through: training resume, ``--restore-file``, ``--finetune-from-model``,
 ``fairseq-generate``, ``from_pretrained``) so that a refused file raises
 :class:`UnsafeCheckpointError` naming the file and the offending globals.
 
+It also wraps ``checkpoint_utils.load_checkpoint`` (where ``fairseq-train``
+resumes) so that the task can refuse a checkpoint trained on other corpora or
+languages (see :func:`_wrap_fairseq_resume`).
+
 Opt-in for a trusted legacy file that needs more: list it (absolute or
 relative path; several separated by ``os.pathsep``) in the environment variable
 ``XLT_TRUST_CHECKPOINTS``, or load it inside ``with trust_checkpoints(path):``.
 Only the listed files are then loaded with ``weights_only=False``; there is no
 switch that turns safe loading off for every file.
+
+torch's own environment switch ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` (a common
+workaround for fairseq on torch >= 2.6) would turn safe loading off for every
+``torch.load`` that does not pass ``weights_only`` (fairseq's calls among them).
+Every load this module guards (fairseq's checkpoint loader, its EMA loader, the
+multi-worker broadcast of a resumed state, :func:`load`) therefore runs with the
+switch removed from the environment for the duration of the call: safe loading
+holds whatever the environment says, and only ``XLT_TRUST_CHECKPOINTS`` opts out.
 """
 
 import argparse
 import contextlib
+import contextvars
 import functools
 import logging
 import os
@@ -44,6 +57,9 @@ from .checkpoint_io import explain_corrupt
 logger = logging.getLogger(__name__)
 
 TRUST_ENV = "XLT_TRUST_CHECKPOINTS"
+# torch's environment switches (torch.serialization.load reads them on every call)
+_FORCE_UNSAFE_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+_FORCE_SAFE_ENV = "TORCH_FORCE_WEIGHTS_ONLY_LOAD"
 
 _trusted_in_context: List[str] = []
 
@@ -164,19 +180,55 @@ def _explained(path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _torch_load_env(weights_only: bool) -> Iterator[None]:
+    """Sets torch's load switches for one call and restores them after: with
+    ``weights_only`` the switch that turns safe loading off is removed (so a
+    ``torch.load`` without the argument stays safe whatever the user's
+    environment); without, safe loading is turned off (trusted files only)."""
+    saved = {k: os.environ.get(k) for k in (_FORCE_UNSAFE_ENV, _FORCE_SAFE_ENV)}
+    if weights_only:
+        os.environ.pop(_FORCE_UNSAFE_ENV, None)
+    else:
+        os.environ.pop(_FORCE_SAFE_ENV, None)
+        os.environ[_FORCE_UNSAFE_ENV] = "1"
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _warn_ignored_switch():
+    if os.environ.get(_FORCE_UNSAFE_ENV, "0").lower() in ("1", "y", "yes", "true"):
+        logger.warning(
+            f"{_FORCE_UNSAFE_ENV} is set: xlt_fairseq ignores it and loads checkpoints safely "
+            f"(name a trusted file in {TRUST_ENV} instead)"
+        )
+
+
+@contextlib.contextmanager
 def _trusted_load(path) -> Iterator[None]:
     """For a trusted file, torch.load without weights_only (fairseq's call does
     not pass the argument, so torch's documented environment override applies)."""
     logger.warning(f"{path}: trusted by {TRUST_ENV}: loading with weights_only=False (its pickle may run code)")
-    old = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
-    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
-    try:
+    with _torch_load_env(weights_only=False):
         yield
-    finally:
-        if old is None:
-            del os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"]
-        else:
-            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = old
+
+
+@contextlib.contextmanager
+def _guarded(path) -> Iterator[None]:
+    """The context of one guarded load: trusted files without weights_only,
+    every other file with it (whatever the environment says) and a clear error."""
+    if is_trusted(path):
+        with _trusted_load(path):
+            yield
+        return
+    _warn_ignored_switch()
+    with _torch_load_env(weights_only=True), _explained(path):
+        yield
 
 
 def load(path, map_location="cpu"):
@@ -186,7 +238,7 @@ def load(path, map_location="cpu"):
     if is_trusted(path):
         logger.warning(f"{path}: trusted by {TRUST_ENV}: loading with weights_only=False")
         return torch.load(path, map_location=map_location, weights_only=False)
-    with _explained(path):
+    with _torch_load_env(weights_only=True), _explained(path):
         return torch.load(path, map_location=map_location, weights_only=True)
 
 
@@ -199,18 +251,79 @@ def _wrap_fairseq_loader():
 
     @functools.wraps(original)
     def load_checkpoint_to_cpu(path, *args, **kwargs):
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(explain_corrupt(path))
-            if is_trusted(path):
-                stack.enter_context(_trusted_load(path))
-            stack.enter_context(_explained(path))
-            return original(path, *args, **kwargs)
+        with explain_corrupt(path), _guarded(path):
+            state = original(path, *args, **kwargs)
+        _check_resumed_state(path, state)
+        return state
 
     load_checkpoint_to_cpu._xlt_safe = True
     # checkpoint_utils' own callers (load_model_ensemble_and_task, hence
     # fairseq-generate and from_pretrained) look the name up in the module, the
     # trainer through the module attribute: both see the wrapper.
     checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_to_cpu
+
+    original_ema = checkpoint_utils.load_ema_from_checkpoint
+    if not getattr(original_ema, "_xlt_safe", False):
+
+        @functools.wraps(original_ema)
+        def load_ema_from_checkpoint(fpath):
+            with _guarded(fpath):
+                return original_ema(fpath)
+
+        load_ema_from_checkpoint._xlt_safe = True
+        checkpoint_utils.load_ema_from_checkpoint = load_ema_from_checkpoint
+
+
+# ---- resuming: the checkpoint's data must be this run's data ----------------------------------------------------------
+
+# set while fairseq's checkpoint_utils.load_checkpoint resumes a training run:
+# (the task's check_resumed_cfg, the finetuning source to exempt or None, this run's model cfg)
+_resuming: contextvars.ContextVar = contextvars.ContextVar("xlt_resuming", default=None)
+
+
+def _check_resumed_state(path, state):
+    """When a training run resumes (not fine-tunes) from ``path``, lets the task
+    compare the checkpoint's saved task configuration with its own, before any
+    weight is loaded into the model."""
+    armed = _resuming.get()
+    if armed is None or not isinstance(state, dict):
+        return
+    check, exempt, model_cfg = armed
+    if exempt is not None and isinstance(path, (str, os.PathLike)) and _norm(path) == exempt:
+        return
+    saved = state.get("cfg")
+    if saved is not None and hasattr(saved, "get") and saved.get("task") is not None:
+        check(saved, path, model_cfg)
+
+
+def _wrap_fairseq_resume():
+    """fairseq's ``checkpoint_utils.load_checkpoint(cfg, trainer)`` is where a
+    training run resumes. A task that defines ``check_resumed_cfg(saved_cfg,
+    path, model_cfg)`` gets to refuse a checkpoint trained on other data; fine-tuning
+    (``--finetune-from-model``, or ``--restore-file`` with ``--reset-optimizer``
+    and ``--reset-dataloader``) starts a new run and is not checked."""
+    from fairseq import checkpoint_utils
+
+    original = checkpoint_utils.load_checkpoint
+    if getattr(original, "_xlt_safe", False):
+        return
+
+    @functools.wraps(original)
+    def load_checkpoint(cfg, trainer, **kwargs):
+        check = getattr(getattr(trainer, "task", None), "check_resumed_cfg", None)
+        new_run = getattr(cfg, "reset_optimizer", False) and getattr(cfg, "reset_dataloader", False)
+        if check is None or new_run:
+            return original(cfg, trainer, **kwargs)
+        finetune = getattr(cfg, "finetune_from_model", None)
+        model_cfg = getattr(getattr(trainer, "cfg", None), "model", None)
+        token = _resuming.set((check, _norm(finetune) if finetune else None, model_cfg))
+        try:
+            return original(cfg, trainer, **kwargs)
+        finally:
+            _resuming.reset(token)
+
+    load_checkpoint._xlt_safe = True
+    checkpoint_utils.load_checkpoint = load_checkpoint
 
 
 def _broadcast_globals() -> list:
@@ -252,7 +365,7 @@ def _wrap_fairseq_broadcast():
 
     @functools.wraps(original)
     def _broadcast_object_slow(*args, **kwargs):
-        with torch.serialization.safe_globals(_broadcast_globals()):
+        with _torch_load_env(weights_only=True), torch.serialization.safe_globals(_broadcast_globals()):
             return original(*args, **kwargs)
 
     _broadcast_object_slow._xlt_safe = True
@@ -265,6 +378,7 @@ def install():
         torch.serialization.add_safe_globals(fairseq_checkpoint_globals())
     _wrap_fairseq_loader()
     _wrap_fairseq_broadcast()
+    _wrap_fairseq_resume()
 
 
 install()

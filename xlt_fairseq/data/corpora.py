@@ -19,7 +19,7 @@
 import json
 import logging
 import os
-from typing import List
+from typing import List, Tuple
 
 import torch
 from fairseq.data import (
@@ -37,9 +37,14 @@ from fairseq.data import (
     data_utils,
 )
 
+from .task_names import BUILTIN_TASKS, CLASSIFICATION, MLM, TAGGING, TRANSLATION
+
 logger = logging.getLogger(__name__)
 
-TASKS = ("ner", "sentiment", "translation", "mlm")
+TASKS = BUILTIN_TASKS
+DICT_FILE = "dict.txt"
+# the binarised streams of a corpus of each kind
+STREAMS = {TAGGING: ("input", "label"), CLASSIFICATION: ("input", "label"), TRANSLATION: ("src", "tgt"), MLM: ("input",)}
 META_FILE = "meta.json"
 LABELS_FILE = "labels.txt"
 IGNORE_INDEX = -100
@@ -54,11 +59,24 @@ def corpus_dir(root, task, key):
 
 
 def read_meta(path) -> dict:
+    """A corpus' ``meta.json``; a missing, unreadable, truncated or malformed file
+    is a :class:`CorpusError` naming it."""
     meta_path = os.path.join(path, META_FILE)
     if not os.path.exists(meta_path):
         raise CorpusError(f"{meta_path}: missing; is {path} a corpus written by scripts/preprocess.py?")
-    with open(meta_path, encoding="utf-8") as f:
-        return json.load(f)
+    again = "the corpus folder is damaged: prepare the corpus again"
+    try:
+        with open(meta_path, "rb") as f:
+            meta = json.loads(f.read().decode("utf-8"))
+    except OSError as e:
+        raise CorpusError(f"{meta_path}: cannot be read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{meta_path}: invalid UTF-8 at byte {e.start}; {again}") from None
+    except json.JSONDecodeError as e:
+        raise CorpusError(f"{meta_path}:{e.lineno}: not valid JSON ({e.msg}); {again}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("splits"), dict):
+        raise CorpusError(f"{meta_path}: not a corpus description (no 'splits' mapping); {again}")
+    return meta
 
 
 def write_meta(path, meta):
@@ -68,8 +86,17 @@ def write_meta(path, meta):
 
 
 def read_labels(path) -> List[str]:
-    with open(os.path.join(path, LABELS_FILE), encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f if line.strip()]
+    labels_path = os.path.join(path, LABELS_FILE)
+    try:
+        with open(labels_path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except FileNotFoundError:
+        raise CorpusError(f"{labels_path}: missing; the corpus folder is incomplete: prepare the corpus again") from None
+    except OSError as e:
+        raise CorpusError(f"{labels_path}: cannot be read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{labels_path}: invalid UTF-8 at byte {e.start}; prepare the corpus again") from None
+    return [line for line in text.split("\n") if line.strip()]
 
 
 def write_labels(path, labels: List[str]):
@@ -88,6 +115,22 @@ def load_indexed(path, split, stream):
     if ds is None:
         raise CorpusError(f"{prefix}.{{bin,idx}}: not found")
     return ds
+
+
+def corpus_folders(root) -> List[Tuple[str, str]]:
+    """Every ``(task, key)`` folder of a data root that holds a ``meta.json``
+    (built-in tasks and auxiliary tagging tasks such as ``pos`` alike)."""
+    out = []
+    if not os.path.isdir(root):
+        return out
+    for task in sorted(os.listdir(root)):
+        task_dir = os.path.join(root, task)
+        if task.startswith(".") or not os.path.isdir(task_dir):
+            continue
+        for key in sorted(os.listdir(task_dir)):
+            if not key.startswith(".") and ".old-" not in key and os.path.isfile(os.path.join(task_dir, key, META_FILE)):
+                out.append((task, key))
+    return out
 
 
 def union_labels(label_sets: List[List[str]]) -> List[str]:

@@ -3,7 +3,9 @@
 """Readers for every input format.
 
 This is the one place where a data format is parsed; preprocessing, evaluation
-and prediction all read their files through these functions. Every reader
+and prediction all read their files through these functions. The parallel-text
+readers live in :mod:`.formats_translation` and the shared text handling (UTF-8,
+NUL bytes, stray BOMs, pipes) in :mod:`.textio`; every name is importable from here. Every reader
 raises :class:`DataFormatError` naming the file, the line and the problem
 (missing and empty files, invalid UTF-8, wrong column counts, empty texts,
 misaligned parallel files).
@@ -28,20 +30,34 @@ mlm       ``text``           one text per line
 """
 
 import csv
-import html
 import json
 import logging
-import os
-import re
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Optional
+
+from .formats_translation import (  # noqa: F401  (re-exported: every format is read through this module)
+    TRANSLATION_FORMATS,
+    read_iwslt_tags,
+    read_iwslt_xml,
+    read_parallel,
+    read_translation,
+    translation_files,
+)
+from .textio import (  # noqa: F401  (re-exported)
+    DataFormatError,
+    check_exists,
+    clean,
+    decode_text,
+    open_lines,
+    read_bytes,
+    read_lines,
+    read_text_lines,
+)
 
 logger = logging.getLogger(__name__)
 
 NER_FORMATS = ("conll", "conll-space", "wikiann-idx", "panx", "tokens")
 SENTIMENT_FORMATS = ("tsv", "marc-jsonl", "csv", "text")
-TRANSLATION_FORMATS = ("plain", "iwslt-tags", "iwslt-xml")
 MLM_FORMATS = ("text",)
 # auxiliary token-tagging tasks (POS, chunking, ...): CoNLL-U or the NER layouts
 TAGGING_FORMATS = ("conllu", "conll", "conll-space", "tokens")
@@ -58,26 +74,19 @@ DEFAULT_FORMATS = {"ner": "conll", "sentiment": "tsv", "translation": "plain", "
 UNLABELLED_FORMATS = {("ner", "tokens"), ("sentiment", "text"), ("tagging", "tokens")}
 
 
-class DataFormatError(ValueError):
-    """A problem in an input file, located by file name and line number."""
-
-    def __init__(self, path, line, message):
-        self.path = path
-        self.line = line
-        self.message = message
-        where = f"{path}:{line}" if line else str(path)
-        super().__init__(f"{where}: {message}")
-
-    def __reduce__(self):  # picklable, so that worker processes can report it
-        return type(self), (self.path, self.line, self.message)
-
-
 @dataclass
 class TaggedSentence:
     tokens: List[str]
     tags: Optional[List[str]]
     line: int  # line number of the sentence's first token (1-based)
     extra: dict = field(default_factory=dict)
+    # line number of every token, where they are not consecutive (CoNLL-U ranges and empty nodes, comments)
+    lines: Optional[List[int]] = None
+
+    def token_line(self, i: int) -> int:
+        """The line of token ``i`` (clamped to the sentence)."""
+        i = max(0, min(i, len(self.tokens) - 1))
+        return self.lines[i] if self.lines else self.line + i
 
 
 @dataclass
@@ -85,37 +94,6 @@ class LabelledText:
     label: Optional[str]
     text: str
     line: int
-
-
-def _read_lines(path) -> List[str]:
-    """The lines of a UTF-8 text file without their line ends (one decode of the
-    whole file); missing, empty and non-UTF-8 files become DataFormatErrors."""
-    if not os.path.exists(path):
-        raise DataFormatError(path, None, "file not found")
-    if os.path.getsize(path) == 0:
-        raise DataFormatError(path, None, "file is empty")
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line_start = data.rfind(b"\n", 0, e.start) + 1
-        raise DataFormatError(
-            path, data.count(b"\n", 0, e.start) + 1, f"invalid UTF-8 ({e.reason} at byte {e.start - line_start})"
-        ) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    if "\r" in text:
-        lines = [line.rstrip("\r") for line in lines]
-    return lines
-
-
-def _open_lines(path) -> Iterator[Tuple[int, str]]:
-    """Yields (1-based line number, line without its newline); see :func:`_read_lines`."""
-    yield from enumerate(_read_lines(path), start=1)
 
 
 # format -> (column separator (None: any whitespace), columns of a tagged line)
@@ -126,6 +104,12 @@ _NER_COLUMNS = {
     "panx": ("\t", ("lang:token", "tag")),
     "tokens": ("\t", ("token",)),
 }
+
+
+def _sentence(tokens, tags, lines) -> TaggedSentence:
+    """A sentence; its token lines are kept only where they are not consecutive."""
+    consecutive = lines[-1] - lines[0] == len(lines) - 1
+    return TaggedSentence(tokens, tags, lines[0], lines=None if consecutive else lines)
 
 
 def read_conll(path, tagged: bool = True) -> List[TaggedSentence]:
@@ -153,12 +137,12 @@ def read_tagged(path, fmt: str = "conll", tagged: bool = True, lang: Optional[st
     token_col = len(columns) - 1 if columns[-1] != "tag" else len(columns) - 2
     ncols, is_idx, is_panx = len(columns), fmt == "wikiann-idx", fmt == "panx"
     sentences = []
-    tokens, tags, start = [], [], None
-    for lineno, line in enumerate(_read_lines(path), start=1):
+    tokens, tags, start, lines = [], [], None, []
+    for lineno, line in enumerate(read_lines(path), start=1):
         if not line or line.isspace() or line.startswith("-DOCSTART-"):
             if tokens:
-                sentences.append(TaggedSentence(tokens, tags if tagged else None, start))
-                tokens, tags, start = [], [], None
+                sentences.append(_sentence(tokens, tags if tagged else None, lines))
+                tokens, tags, start, lines = [], [], None, []
             continue
         if is_idx and line.startswith("# "):  # CoNLL-U style comment
             continue
@@ -181,65 +165,58 @@ def read_tagged(path, fmt: str = "conll", tagged: bool = True, lang: Optional[st
         if start is None:
             start = lineno
         tokens.append(token)
+        lines.append(lineno)
         if tagged:
             tag = cols[-1].strip()
             if not tag:
                 raise DataFormatError(path, lineno, "empty tag")
             tags.append(tag)
     if tokens:
-        sentences.append(TaggedSentence(tokens, tags if tagged else None, start))
+        sentences.append(_sentence(tokens, tags if tagged else None, lines))
     if not sentences:
         raise DataFormatError(path, None, "no sentences found")
     return sentences
 
 
+# first-row cells that name a column rather than hold a label or a text
+_HEADER_WORDS = {
+    "label", "labels", "sentiment", "class", "category", "polarity", "target", "y", "gold", "tag",
+    "text", "texts", "sentence", "review", "content", "tweet", "document", "input", "body", "id", "idx", "index",
+}  # fmt: skip
+
+
 def read_labelled_text(path) -> List[LabelledText]:
-    """Sentiment data: ``label<TAB>text``, one example per line."""
+    """Sentiment data: ``label<TAB>text``, one example per line. A header row
+    (``label<TAB>text``) and a leading id column (``id<TAB>label<TAB>text``) are
+    refused rather than read as labels: give such files as ``--format csv
+    --delimiter tab`` with the column names."""
     out = []
-    for lineno, line in _open_lines(path):
+    fix = "give the file as --format csv --delimiter tab --label-column NAME --text-column NAME"
+    for lineno, line in open_lines(path):
         if line.strip() == "":
             raise DataFormatError(path, lineno, "empty line (expected label<TAB>text)")
-        cols = line.split("\t", 1)
-        if len(cols) != 2:
+        cols = line.split("\t")
+        if len(cols) < 2:
             raise DataFormatError(path, lineno, f"expected label<TAB>text, found no tab: {line!r}")
+        if len(cols) > 2:
+            raise DataFormatError(
+                path,
+                lineno,
+                f"expected label<TAB>text, found {len(cols)} tab-separated columns (an id column? a tab inside "
+                f"the text?): {line[:80]!r}; {fix}",
+            )
         label, text = cols[0].strip(), cols[1].strip()
         if label == "":
             raise DataFormatError(path, lineno, "empty label")
         if text == "":
             raise DataFormatError(path, lineno, "empty text")
+        if lineno == 1 and label.lower() in _HEADER_WORDS and text.lower() in _HEADER_WORDS:
+            raise DataFormatError(path, lineno, f"a header row ({line!r}), not an example; {fix}")
         out.append(LabelledText(label, text, lineno))
+    # a first row whose "label" names a column and occurs nowhere else (e.g. polarity<TAB>review_text)
+    if len(out) > 1 and out[0].label.lower() in _HEADER_WORDS and all(x.label != out[0].label for x in out[1:]):
+        raise DataFormatError(path, 1, f"looks like a header row ({out[0].label!r} is no other example's label); {fix}")
     return out
-
-
-def read_text_lines(path, allow_empty_lines: bool = False) -> List[str]:
-    """Plain text, one sentence or document per line."""
-    out = []
-    for lineno, line in _open_lines(path):
-        text = line.strip()
-        if text == "" and not allow_empty_lines:
-            raise DataFormatError(path, lineno, "empty line")
-        out.append(text)
-    return out
-
-
-def read_parallel(prefix, src_lang, tgt_lang) -> List[Tuple[str, str]]:
-    """Aligned plain-text files ``PREFIX.SRC`` / ``PREFIX.TGT`` (fairseq-preprocess's
-    convention): line i of one is the translation of line i of the other."""
-    src_path, tgt_path = f"{prefix}.{src_lang}", f"{prefix}.{tgt_lang}"
-    src = read_text_lines(src_path)
-    tgt = read_text_lines(tgt_path)
-    if len(src) != len(tgt):
-        raise DataFormatError(
-            tgt_path,
-            min(len(src), len(tgt)) + 1,
-            f"parallel files are misaligned: {src_path} has {len(src)} lines, {tgt_path} has {len(tgt)}",
-        )
-    return list(zip(src, tgt))
-
-
-def _clean(text: str) -> str:
-    """Whitespace runs (newlines and tabs included) to one space, stripped."""
-    return " ".join(text.split())
 
 
 # ---- sentiment --------------------------------------------------------------------------------------------------
@@ -248,7 +225,7 @@ def _clean(text: str) -> str:
 def read_unlabelled_text(path) -> List[LabelledText]:
     """One text per line without a label (prediction input for classification)."""
     out = []
-    for lineno, line in _open_lines(path):
+    for lineno, line in open_lines(path):
         text = line.strip()
         if text == "":
             raise DataFormatError(path, lineno, "empty line (expected a text)")
@@ -280,7 +257,7 @@ def read_marc(
     if labels not in MARC_LABELS:
         raise ValueError(f"unknown MARC label mode {labels!r} (choose from {', '.join(MARC_LABELS)})")
     out = []
-    for lineno, line in _open_lines(path):
+    for lineno, line in open_lines(path):
         if line.strip() == "":
             raise DataFormatError(path, lineno, "empty line (expected a JSON object)")
         try:
@@ -305,8 +282,8 @@ def read_marc(
             raise DataFormatError(
                 path, lineno, f"review language {record['language']!r} does not match the corpus language {language!r}"
             )
-        body = _clean(str(record["review_body"] or ""))
-        title = _clean(str(record.get("review_title") or "")) if include_title else ""
+        body = clean(str(record["review_body"] or ""))
+        title = clean(str(record.get("review_title") or "")) if include_title else ""
         text = f"{title} {body}".strip() if title else body
         if text == "":
             raise DataFormatError(path, lineno, "empty review_body")
@@ -332,13 +309,16 @@ def read_delimited(
     state = {"line": 0}
 
     def lines():
-        for lineno, line in _open_lines(path):
+        for lineno, line in open_lines(path):
             state["line"] = lineno
             yield line + "\n"
 
-    reader = csv.reader(lines(), delimiter=delimiter)
+    # strict: a quote that is never closed (or closed mid-field) is an error instead of a
+    # field that silently swallows the following records
+    reader = csv.reader(lines(), delimiter=delimiter, strict=True)
     out, header, where = [], None, {}
     record_start = 1
+    multiline = []  # (line, raw fields) of records that span lines
     try:
         for row in reader:
             lineno = record_start
@@ -357,7 +337,7 @@ def read_delimited(
                 raise DataFormatError(path, lineno, "empty line")
             if len(row) != len(header):
                 raise DataFormatError(path, lineno, f"expected {len(header)} fields as in the header, found {len(row)}")
-            text = _clean(row[where["--text-column"]])
+            text = clean(row[where["--text-column"]])
             if text == "":
                 raise DataFormatError(path, lineno, f"empty text in column {text_column!r}")
             label = None
@@ -365,12 +345,41 @@ def read_delimited(
                 label = row[where["--label-column"]].strip()
                 if label == "":
                     raise DataFormatError(path, lineno, f"empty label in column {label_column!r}")
+                if any(c in label for c in "\r\n\t"):
+                    raise DataFormatError(path, lineno, f"label {label!r} in column {label_column!r} spans lines")
             out.append(LabelledText(label, text, lineno))
+            if record_start - lineno > 1:
+                multiline.append((lineno, row))
     except csv.Error as e:
-        raise DataFormatError(path, state["line"], f"malformed {delimiter!r}-delimited record ({e})") from None
+        start, end = record_start, state["line"]
+        span = f" (the record starting here runs to line {end}: an unclosed quote?)" if end > start else ""
+        raise DataFormatError(path, start, f"malformed {delimiter!r}-delimited record ({e}){span}") from None
     if header is None or not out:
         raise DataFormatError(path, None, "no records after the header")
+    if label_column is not None:
+        _check_swallowed(path, multiline, header, where["--label-column"], {x.label for x in out}, delimiter)
     return out
+
+
+def _check_swallowed(path, multiline, header, label_col: int, labels: set, delimiter: str):
+    """A quoted field that spans lines is legal, but when one of its inner lines
+    reads as a complete record of this file (as many fields as the header, a
+    label the file uses) the quote was most likely left open and closed much
+    later, swallowing those records."""
+    for lineno, row in multiline:
+        for field_ in row:
+            for k, inner in enumerate(field_.split("\n")[1:], start=1):
+                try:
+                    cells = next(csv.reader([inner], delimiter=delimiter))
+                except (csv.Error, StopIteration):
+                    continue
+                if len(cells) == len(header) and cells[label_col].strip() in labels:
+                    raise DataFormatError(
+                        path,
+                        lineno,
+                        f"a quoted field runs over several lines and holds what reads as a record of its own "
+                        f"({inner[:60]!r}): an unclosed quote? (quote the field properly, or escape the quote as \"\")",
+                    )
 
 
 def read_classification(path, fmt: str = "tsv", labelled: bool = True, **options) -> List[LabelledText]:
@@ -395,160 +404,6 @@ def read_classification(path, fmt: str = "tsv", labelled: bool = True, **options
     raise ValueError(f"unknown sentiment format {fmt!r} (choose from {', '.join(SENTIMENT_FORMATS)})")
 
 
-# ---- translation ------------------------------------------------------------------------------------------------
-
-
-def translation_files(prefix, src_lang, tgt_lang, fmt: str = "plain") -> Tuple[str, str]:
-    """The two files a translation ``prefix`` names in format ``fmt``."""
-    if fmt in ("plain", "iwslt-tags"):
-        return f"{prefix}.{src_lang}", f"{prefix}.{tgt_lang}"
-    if fmt == "iwslt-xml":
-        return f"{prefix}.{src_lang}.xml", f"{prefix}.{tgt_lang}.xml"
-    raise ValueError(f"unknown translation format {fmt!r} (choose from {', '.join(TRANSLATION_FORMATS)})")
-
-
-# a line that is only a metadata element: <url>...</url>, <talkid>1</talkid>, <doc docid="1" ...>, </doc>, ...
-_IWSLT_META = re.compile(r"^</?([A-Za-z][\w.:-]*)(\s[^>]*)?/?>(.*</\1>)?$")
-_IWSLT_TALKID = re.compile(r"^<talkid>\s*(.*?)\s*</talkid>$")
-
-
-def _read_iwslt_tags_side(path):
-    """Text lines of a WIT3 ``train.tags`` file (metadata lines dropped) and its talks
-    as (talkid, line, index of the talk's first segment)."""
-    segments, talks = [], []
-    for lineno, line in _open_lines(path):
-        text = line.strip()
-        if _IWSLT_META.match(text):
-            m = _IWSLT_TALKID.match(text)
-            if m:
-                talks.append((m.group(1), lineno, len(segments)))
-            continue
-        if text == "":
-            raise DataFormatError(path, lineno, "empty line")
-        segments.append((lineno, _clean(text)))
-    return segments, talks
-
-
-def read_iwslt_tags(prefix, src_lang, tgt_lang) -> List[Tuple[str, str]]:
-    """IWSLT/WIT3 training files ``PREFIX.SRC`` / ``PREFIX.TGT`` (e.g.
-    ``train.tags.en-fr.en``): one segment per line between metadata lines
-    (``<url>``, ``<talkid>``, ``<title>``, ``<description>``, ``<keywords>``,
-    ``<speaker>``, ``<reviewer>``, ``<translator>``, ``<doc>``), which are dropped.
-    Both sides must hold the same talks with the same number of segments."""
-    src_path, tgt_path = translation_files(prefix, src_lang, tgt_lang, "iwslt-tags")
-    src, src_talks = _read_iwslt_tags_side(src_path)
-    tgt, tgt_talks = _read_iwslt_tags_side(tgt_path)
-    for (s_id, s_line, s_start), (t_id, t_line, t_start) in zip(src_talks, tgt_talks):
-        if s_id != t_id:
-            raise DataFormatError(
-                tgt_path, t_line, f"talks do not match: talkid {t_id} here, {s_id} at {src_path}:{s_line}"
-            )
-        if s_start != t_start:
-            raise DataFormatError(
-                tgt_path,
-                t_line,
-                f"misaligned before talk {t_id}: {t_start} segments here, {s_start} in {src_path} up to line {s_line}",
-            )
-    if len(src_talks) != len(tgt_talks):
-        raise DataFormatError(
-            tgt_path, None, f"{len(tgt_talks)} talks here but {len(src_talks)} in {src_path}: the files do not match"
-        )
-    if len(src) != len(tgt):
-        line = tgt[len(src)][0] if len(tgt) > len(src) else (tgt[-1][0] if tgt else None)
-        raise DataFormatError(
-            tgt_path, line, f"misaligned: {len(src)} segments in {src_path}, {len(tgt)} in {tgt_path}"
-        )
-    return [(s, t) for (_, s), (_, t) in zip(src, tgt)]
-
-
-_XML_DOC = re.compile(r"<doc\b[^>]*\bdocid\s*=\s*\"([^\"]*)\"")
-_XML_SEG = re.compile(r"^<seg\s+id\s*=\s*\"?([^\">\s]+)\"?\s*>(.*)</seg>$")
-
-
-def _read_iwslt_xml_side(path) -> "OrderedDict[str, Tuple[int, OrderedDict]]":
-    """docid -> (line, OrderedDict seg id -> (line, text)) of a WIT3 XML file."""
-    docs: "OrderedDict[str, Tuple[int, OrderedDict]]" = OrderedDict()
-    current = None
-    for lineno, line in _open_lines(path):
-        text = line.strip()
-        if text.startswith("<doc"):
-            m = _XML_DOC.match(text)
-            if not m:
-                raise DataFormatError(path, lineno, "<doc> without a docid attribute")
-            if m.group(1) in docs:
-                raise DataFormatError(path, lineno, f"docid {m.group(1)} occurs twice")
-            current = OrderedDict()
-            docs[m.group(1)] = (lineno, current)
-        elif text.startswith("</doc>"):
-            current = None
-        elif "<seg" in text:
-            m = _XML_SEG.match(text)
-            if not m:
-                raise DataFormatError(path, lineno, f'malformed segment (expected <seg id="N">text</seg>): {text!r}')
-            if current is None:
-                raise DataFormatError(path, lineno, "<seg> outside a <doc>")
-            seg_id, seg = m.group(1), _clean(html.unescape(m.group(2)))
-            if seg_id in current:
-                raise DataFormatError(path, lineno, f"segment id {seg_id} occurs twice in this document")
-            if seg == "":
-                raise DataFormatError(path, lineno, f"empty segment {seg_id}")
-            current[seg_id] = (lineno, seg)
-    if not any(segs for _, segs in docs.values()):
-        raise DataFormatError(path, None, "no <doc> with <seg> segments found")
-    return docs
-
-
-def read_iwslt_xml(prefix, src_lang, tgt_lang) -> List[Tuple[str, str]]:
-    """IWSLT/WIT3 evaluation sets ``PREFIX.SRC.xml`` / ``PREFIX.TGT.xml`` (e.g.
-    ``IWSLT17.TED.dev2010.en-fr.en.xml``): ``<seg id=...>`` segments inside
-    ``<doc docid=...>`` documents. Documents are matched by ``docid`` and
-    segments by ``id``; every document and segment must have its counterpart.
-    XML entities are decoded; the source side's order is kept."""
-    src_path, tgt_path = translation_files(prefix, src_lang, tgt_lang, "iwslt-xml")
-    src, tgt = _read_iwslt_xml_side(src_path), _read_iwslt_xml_side(tgt_path)
-    for docid, (t_line, _) in tgt.items():
-        if docid not in src:
-            raise DataFormatError(tgt_path, t_line, f"document docid={docid} has no match in {src_path}")
-    pairs = []
-    for docid, (s_line, s_segs) in src.items():
-        if docid not in tgt:
-            raise DataFormatError(src_path, s_line, f"document docid={docid} has no match in {tgt_path}")
-        t_line, t_segs = tgt[docid]
-        for seg_id, (line, _) in s_segs.items():
-            if seg_id not in t_segs:
-                raise DataFormatError(
-                    src_path, line, f"segment {seg_id} of document docid={docid} is missing from {tgt_path}:{t_line}"
-                )
-        for seg_id, (line, _) in t_segs.items():
-            if seg_id not in s_segs:
-                raise DataFormatError(
-                    tgt_path, line, f"segment {seg_id} of document docid={docid} is missing from {src_path}:{s_line}"
-                )
-        pairs.extend((text, t_segs[seg_id][1]) for seg_id, (_, text) in s_segs.items())
-    return pairs
-
-
-def read_translation(prefix, src_lang, tgt_lang, fmt: str = "plain") -> List[Tuple[str, str]]:
-    """Sentence pairs in one of :data:`TRANSLATION_FORMATS`."""
-    if fmt == "plain":
-        return read_parallel(prefix, src_lang, tgt_lang)
-    if fmt == "iwslt-tags":
-        return read_iwslt_tags(prefix, src_lang, tgt_lang)
-    if fmt == "iwslt-xml":
-        return read_iwslt_xml(prefix, src_lang, tgt_lang)
-    raise ValueError(f"unknown translation format {fmt!r} (choose from {', '.join(TRANSLATION_FORMATS)})")
-
-
-def check_exists(path):
-    """A missing or empty input file as a DataFormatError (before any work is done)."""
-    if not os.path.exists(path):
-        raise DataFormatError(path, None, "file not found")
-    if os.path.isdir(path):
-        raise DataFormatError(path, None, "is a directory, not a file")
-    if os.path.getsize(path) == 0:
-        raise DataFormatError(path, None, "file is empty")
-
-
 def read_conllu(path, column: str = "upos") -> List[TaggedSentence]:
     """CoNLL-U (Universal Dependencies): ten tab-separated columns per word,
     ``#`` comment lines, a blank line after each sentence. Multi-word token
@@ -557,12 +412,12 @@ def read_conllu(path, column: str = "upos") -> List[TaggedSentence]:
     if column not in CONLLU_COLUMNS:
         raise ValueError(f"unknown CoNLL-U column {column!r} (choose from {', '.join(CONLLU_COLUMNS)})")
     col = CONLLU_COLUMNS[column]
-    sentences, tokens, tags, start = [], [], [], None
-    for lineno, line in _open_lines(path):
+    sentences, tokens, tags, lines = [], [], [], []
+    for lineno, line in open_lines(path):
         if line.strip() == "":
             if tokens:
-                sentences.append(TaggedSentence(tokens, tags, start))
-            tokens, tags, start = [], [], None
+                sentences.append(_sentence(tokens, tags, lines))
+            tokens, tags, lines = [], [], []
             continue
         if line.startswith("#"):
             continue
@@ -578,12 +433,11 @@ def read_conllu(path, column: str = "upos") -> List[TaggedSentence]:
         token, tag = cols[1].strip(), cols[col].strip()
         if token == "" or tag in ("", "_"):
             raise DataFormatError(path, lineno, f"empty form or {column.upper()} ({tag!r})")
-        if start is None:
-            start = lineno
         tokens.append(token)
         tags.append(tag)
+        lines.append(lineno)
     if tokens:
-        sentences.append(TaggedSentence(tokens, tags, start))
+        sentences.append(_sentence(tokens, tags, lines))
     if not sentences:
         raise DataFormatError(path, None, "no sentences found")
     return sentences
@@ -605,7 +459,7 @@ def read_json_lines(path, text_field: str = "text", tokens_field: Optional[str] 
     object's other keys are kept for the output. Returns the objects with
     ``"_line"`` added."""
     out = []
-    for lineno, line in _open_lines(path):
+    for lineno, line in open_lines(path):
         if not line.strip():
             continue
         try:

@@ -18,7 +18,7 @@ one all-or-nothing run::
       - {task: ner, lang: en, format: wikiann-idx, train: en/train.conllu, valid: en/val.conllu}
       - {task: ner, lang: sw, format: conll-space, map_label: {DATE: O}, train: sw/train.txt, valid: sw/dev.txt}
 
-Corpus keys are the fields of :class:`~xlt_fairseq.data.prepare.CorpusSpec`
+Corpus keys are the fields of :class:`~xlt_fairseq.data.spec.CorpusSpec`
 (``map-label`` and ``map_label`` both work); relative paths are relative to the
 manifest's folder. Every problem is reported with the manifest's file name and
 line: unknown keys, tasks and formats, missing files, bad values.
@@ -31,9 +31,10 @@ from typing import Dict, List, Optional
 
 import yaml
 
-from .formats import FORMATS, DataFormatError, check_exists, input_files
-from .prepare import CorpusSpec
+from .formats import FORMATS, DataFormatError, check_exists, decode_text, input_files, read_bytes
 from .scenarios import ALL_TASKS, DEFAULT_FLOOR, DEFAULT_TIERS, TierPlan, ZeroShot
+from .spec import CorpusSpec, coerce, parse_label_map  # noqa: F401  (parse_label_map: imported from here)
+from .spec import as_list as _as_list
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +75,7 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 
 def load_yaml(path):
     """A YAML file whose mappings carry ``.line`` and ``.lines[key]``."""
-    check_exists(path)
-    try:
-        with open(path, "rb") as f:
-            text = f.read().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DataFormatError(path, None, f"invalid UTF-8 ({e.reason} at byte {e.start})") from None
+    text = decode_text(path, read_bytes(path))
     try:
         data = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as e:
@@ -104,56 +100,6 @@ def _check_keys(path, mapping, known, what):
             raise DataFormatError(
                 path, _line(mapping, key), f"unknown key {key!r} in {what} (known: {', '.join(sorted(known))})"
             )
-
-
-def _as_list(value, path, line, what) -> List[str]:
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, list) and all(isinstance(v, (str, int)) for v in value):
-        return [str(v) for v in value]
-    raise DataFormatError(path, line, f"{what} must be a list or a comma-separated string, got {value!r}")
-
-
-def parse_label_map(items, path=None, line=None) -> Dict[str, str]:
-    """``{"DATE": "O"}`` or ``["DATE=O", ...]`` (the command line's ``--map-label`` form) -> a dict."""
-    if isinstance(items, dict):
-        return {str(k): str(v) for k, v in items.items()}
-    out = {}
-    for item in items if isinstance(items, list) else [items]:
-        src, eq, dst = str(item).partition("=")
-        if not eq or not src.strip() or not dst.strip():
-            message = f"label mapping {item!r} is not of the form FROM=TO (e.g. DATE=O)"
-            raise DataFormatError(path, line, message) if path else ValueError(f"--map-label: {message}")
-        out[src.strip()] = dst.strip()
-    return out
-
-
-_BOOL_FIELDS = {"strict_tags", "include_title"}
-_INT_FIELDS = {"max_positions", "tokens_per_sample", "max_length", "max_examples", "seed", "floor"}
-_FLOAT_FIELDS = {"subsample", "length_ratio"}
-
-
-def _coerce(path, line, name, value):
-    """A manifest value checked and converted to the type of CorpusSpec field ``name``."""
-    if name == "map_label":
-        return parse_label_map(value, path, line)
-    if name in ("drop_label", "labels"):
-        return _as_list(value, path, line, name)
-    if name in _BOOL_FIELDS:
-        if not isinstance(value, bool):
-            raise DataFormatError(path, line, f"{name} must be true or false, got {value!r}")
-        return value
-    if name in _INT_FIELDS:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise DataFormatError(path, line, f"{name} must be an integer, got {value!r}")
-        return value
-    if name in _FLOAT_FIELDS:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise DataFormatError(path, line, f"{name} must be a number, got {value!r}")
-        return float(value)
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise DataFormatError(path, line, f"{name} must be a string, got {value!r}")
-    return str(value)
 
 
 def parse_tiers(data, path, base_dir=".") -> TierPlan:
@@ -281,7 +227,7 @@ def load_manifest(path) -> Manifest:
             if name == "task":
                 continue
             line = _line(entry, name) if name in entry else _line(data, "defaults")
-            values[name] = _coerce(path, line, name, value)
+            values[name] = coerce(path, line, name, value)
         for split in _PATH_FIELDS:
             if values.get(split):
                 values[split] = rel(values[split])

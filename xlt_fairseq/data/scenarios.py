@@ -16,9 +16,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .task_names import BUILTIN_TASKS
+
 logger = logging.getLogger(__name__)
 
-ALL_TASKS = ("ner", "sentiment", "translation", "mlm")
+ALL_TASKS = BUILTIN_TASKS
 DEFAULT_TIERS = {"high": 1.0, "medium": 0.1, "low": 0.01}
 # fewer training examples than this in a subset gets a warning in the log and the summary
 DEFAULT_FLOOR = 100

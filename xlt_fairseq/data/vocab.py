@@ -10,7 +10,8 @@ import tempfile
 from typing import List
 
 from .binarize import DICT_FILE, SPM_FILE
-from .formats import DataFormatError, read_text_lines
+from .formats import DataFormatError, decode_text, read_bytes
+from .staging import os_errors, root_lock, signals_deferred
 
 logger = logging.getLogger(__name__)
 
@@ -38,35 +39,54 @@ def build_vocab(
 
     if vocab_size < 8:
         raise ValueError(f"--vocab-size {vocab_size} is too small")
-    for path in texts:
-        read_text_lines(path, allow_empty_lines=True)  # existence, emptiness and UTF-8 checks
-    tmp = tempfile.mkdtemp(prefix=".tmp-vocab-", dir=os.path.dirname(os.path.abspath(out_dir)) or ".")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"{out_dir}: is a file, not a folder (--out must be a folder)")
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    with os_errors(parent):
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".tmp-vocab-", dir=parent)
     try:
+        inputs = []
+        for i, path in enumerate(texts):
+            data = read_bytes(path)  # existence, readability and emptiness
+            decode_text(path, data)  # UTF-8, NUL bytes, stray BOMs and carriage returns
+            if os.path.isfile(path) and "," not in path:
+                inputs.append(path)
+            else:  # a pipe or <(zcat ...) (read once already), or a name sentencepiece would split at a comma
+                copy = os.path.join(tmp, f"input{i}.txt")
+                with os_errors(copy), open(copy, "wb") as f:
+                    f.write(data)
+                inputs.append(copy)
         prefix = os.path.join(tmp, "spm")
-        spm.SentencePieceTrainer.Train(
-            input=",".join(texts),
-            model_prefix=prefix,
-            vocab_size=vocab_size,
-            model_type=model_type,
-            character_coverage=character_coverage,
-            unk_id=0,
-            bos_id=1,
-            eos_id=2,
-            pad_id=-1,
-            hard_vocab_limit=False,
-            num_threads=1,
-            input_sentence_size=0,
-            shuffle_input_sentence=False,
-            minloglevel=2,
-        )
-        os.replace(prefix + ".model", os.path.join(tmp, SPM_FILE))
-        os.remove(prefix + ".vocab")
-        write_fairseq_dict(os.path.join(tmp, SPM_FILE), os.path.join(tmp, DICT_FILE))
-        os.makedirs(out_dir, exist_ok=True)
-        for name in (SPM_FILE, DICT_FILE):
-            os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
-    except RuntimeError as e:
-        raise DataFormatError(",".join(texts), None, f"sentencepiece training failed: {e}") from None
+        try:
+            spm.SentencePieceTrainer.Train(
+                input=",".join(inputs),
+                model_prefix=prefix,
+                vocab_size=vocab_size,
+                model_type=model_type,
+                character_coverage=character_coverage,
+                unk_id=0,
+                bos_id=1,
+                eos_id=2,
+                pad_id=-1,
+                hard_vocab_limit=False,
+                num_threads=1,
+                input_sentence_size=0,
+                shuffle_input_sentence=False,
+                minloglevel=2,
+            )
+        except RuntimeError as e:
+            raise DataFormatError(",".join(texts), None, f"sentencepiece training failed: {e}") from None
+        with os_errors(tmp):
+            os.replace(prefix + ".model", os.path.join(tmp, SPM_FILE))
+            os.remove(prefix + ".vocab")
+            write_fairseq_dict(os.path.join(tmp, SPM_FILE), os.path.join(tmp, DICT_FILE))
+        # the two files belong together: no signal, and no other run writing the same --out, may leave one
+        # new and one old
+        with root_lock(out_dir), signals_deferred(), os_errors(out_dir):
+            os.makedirs(out_dir, exist_ok=True)
+            for name in (SPM_FILE, DICT_FILE):
+                os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info(f"wrote {out_dir}/{SPM_FILE} and {out_dir}/{DICT_FILE}")

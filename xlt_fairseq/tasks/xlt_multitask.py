@@ -5,7 +5,6 @@
 import contextlib
 import json
 import logging
-import os
 from argparse import Namespace
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from omegaconf import II, MISSING, open_dict
 
 from .. import checkpoint_io
 from .. import metrics as xlt_metrics
-from ..data import corpora, task_names
+from ..data import checks, corpora, task_names
 from ..data.round_robin import MultilingualTaskDataset, MultitaskConcatDataset, RoundRobinMultitaskDataset
 from ..data.selection import CorporaView, corpus_language, temperature_resample  # noqa: F401
 from ..training_policy import NonFiniteLossError, TrainingPolicy, check_alternating  # noqa: F401
@@ -151,12 +150,7 @@ class XLTMultitaskTask(FairseqTask):
         corpora the options select (the data itself is read by :meth:`load_dataset`)."""
         paths = utils.split_paths(cfg.data)
         assert len(paths) > 0
-        dict_path = os.path.join(paths[0], "dict.txt")
-        if not os.path.exists(dict_path):
-            raise FileNotFoundError(
-                f"{dict_path}: missing; is {paths[0]} a data root written by scripts/preprocess.py?"
-            )
-        dictionary = Dictionary.load(dict_path)
+        dictionary = checks.load_root_dictionary(paths[0])
         # XLM-R's dict.txt has no <mask>; like fairseq's masked_lm task, add it
         # last so the embedding has XLM-R's 250,002 rows
         dictionary.add_symbol("<mask>")
@@ -164,7 +158,9 @@ class XLTMultitaskTask(FairseqTask):
         if getattr(cfg, "save_dir", None):
             # atomic checkpoint copies and no partial files in this run's folder (checkpoint_io.py)
             checkpoint_io.protect(cfg.save_dir)
-        return cls(cfg, dictionary, CorporaView.read(cfg))
+        task = cls(cfg, dictionary, CorporaView.read(cfg))
+        checks.verify_corpora(paths[0], task.corpus_keys, len(dictionary))  # before any use (data/checks.py)
+        return task
 
     # ---- what the data holds -------------------------------------------------
 
@@ -184,6 +180,11 @@ class XLTMultitaskTask(FairseqTask):
 
     def corpus_language(self, name, key) -> str:
         return corpus_language(name, key)
+
+    def check_resumed_cfg(self, saved_cfg, checkpoint, model_cfg=None):
+        """Called (by :mod:`xlt_fairseq.checkpoint_safety`) when training resumes from
+        ``checkpoint``: refuses one trained on other corpora, languages or discriminator target."""
+        checks.check_same_corpora(saved_cfg, self.cfg, checkpoint, model_cfg)
 
     def num_adversarial_classes(self, target) -> int:
         return len(self.languages) if target == "language" else len(self.domains)
@@ -215,10 +216,11 @@ class XLTMultitaskTask(FairseqTask):
         if self.generation_pair is not None:
             path = corpora.corpus_dir(self.cfg.data, "translation", self.generation_pair)
             self.datasets[split] = corpora.load_translation_corpus(path, split, self.dictionary, shuffle=False)
+            self.datasets[split].xlt_longest = [(f"{path} ({split})", *checks.longest(self.datasets[split]))]
             return
 
         training = split == (getattr(self.cfg, "train_subset", None) or "train")
-        per_task = OrderedDict()
+        per_task, lengths = OrderedDict(), []
         for name, keys in self.corpus_keys.items():
             datasets, ids = [], {"corpus_id": [], "lang_id": [], "domain_id": []}
             for corpus_id, key in enumerate(keys):
@@ -227,6 +229,7 @@ class XLTMultitaskTask(FairseqTask):
                     logger.info(f"{name}/{key}: no {split} data")
                     continue
                 datasets.append(ds)
+                lengths.append((f"{corpora.corpus_dir(self.cfg.data, name, key)} ({split})", *checks.longest(ds)))
                 ids["corpus_id"].append(corpus_id)
                 ids["lang_id"].append(self.languages.index(self.corpus_language(name, key)))
                 ids["domain_id"].append(self.domains.index(self.meta[name][key].get("domain", "general")))
@@ -245,6 +248,8 @@ class XLTMultitaskTask(FairseqTask):
             self.datasets[split] = RoundRobinMultitaskDataset(per_task, seed=self.cfg.seed)
         else:
             self.datasets[split] = MultitaskConcatDataset(per_task)
+        # checked against the model's positions when batches are made (before the first update)
+        self.datasets[split].xlt_longest = lengths
 
     def _temperature_resample(self, dataset, datasets, epoch):
         return temperature_resample(
@@ -257,6 +262,7 @@ class XLTMultitaskTask(FairseqTask):
             # multiple of --required-batch-size-multiple: generation must see
             # every sentence
             kwargs["required_batch_size_multiple"] = 1
+        checks.check_positions(getattr(dataset, "xlt_longest", ()), kwargs.get("max_positions"))
         return super().get_batch_iterator(dataset, **kwargs)
 
     def build_dataset_for_inference(self, src_tokens, src_lengths, constraints=None):

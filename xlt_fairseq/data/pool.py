@@ -1,0 +1,113 @@
+# This source code is licensed under the MIT license found in the
+# LICENSE file in the root directory of this source tree.
+"""Worker processes for preprocessing: chunks of a corpus (or whole corpora)
+encoded in parallel, results in order, no worker outliving the call.
+
+Workers ignore Ctrl-C: the parent alone decides. When the parent stops early
+(an error, Ctrl-C, SIGTERM), it terminates its workers, waits for them (kills
+what does not exit within seconds) and only then lets the exception continue;
+a second Ctrl-C during that cleanup is held back until it is done.
+"""
+
+import logging
+import math
+import multiprocessing
+import signal
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Iterable, Iterator, Optional
+
+from .binarize import PieceEncoder, encode_pair_chunk, encode_tagged_chunk, encode_text_chunk
+from .staging import TERMINATING, signals_deferred
+
+logger = logging.getLogger(__name__)
+
+_WORKER_ENCODER: Optional[PieceEncoder] = None
+
+
+def worker_encoder(encoder_dir) -> PieceEncoder:
+    """This process' encoder for ``encoder_dir`` (loaded once)."""
+    global _WORKER_ENCODER
+    if _WORKER_ENCODER is None or _WORKER_ENCODER.encoder_dir != encoder_dir:
+        _WORKER_ENCODER = PieceEncoder(encoder_dir)
+    return _WORKER_ENCODER
+
+
+def _worker_init(encoder_dir):
+    # Ctrl-C goes to the whole process group: the parent handles it and stops the workers;
+    # a forked worker inherits the parent's SIGTERM handler, which must not turn the parent's
+    # terminate() into an exception the pool would catch and survive
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for s in TERMINATING:
+        signal.signal(s, signal.SIG_DFL)
+    worker_encoder(encoder_dir)
+
+
+def _tagged_job(encoder, chunk, label_index, max_pieces):
+    return encode_tagged_chunk(
+        encoder, [(tokens, [label_index[t] for t in tags]) for tokens, tags in chunk], max_pieces
+    )
+
+
+JOBS = {
+    "tagged": _tagged_job,
+    "text": encode_text_chunk,
+    "pairs": encode_pair_chunk,
+}
+
+
+def _worker_run(job):
+    name, chunk, params = job
+    return JOBS[name](_WORKER_ENCODER, chunk, **params)
+
+
+def executor(encoder: PieceEncoder, workers: int) -> ProcessPoolExecutor:
+    """A process pool; fork shares the parent's loaded encoder, elsewhere each worker loads its own.
+    (concurrent.futures reports a worker that dies instead of waiting for it forever.)"""
+    global _WORKER_ENCODER
+    _WORKER_ENCODER = encoder
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(encoder.encoder_dir,))
+
+
+def _stop(pool: ProcessPoolExecutor, timeout: float = 5.0):
+    """Stops a pool now: pending jobs cancelled, workers terminated, then killed."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout)
+        if p.is_alive():
+            p.kill()
+            p.join(timeout)
+
+
+def ordered(pool: ProcessPoolExecutor, fn: Callable, jobs: Iterable) -> Iterator:
+    """``pool.map`` that, when the caller stops early (an error, Ctrl-C, SIGTERM,
+    a closed generator), stops every worker before the exception goes on."""
+    finished = False
+    try:
+        yield from pool.map(fn, jobs)
+        finished = True
+    finally:
+        with signals_deferred():
+            if finished:
+                pool.shutdown(wait=True)
+            else:
+                _stop(pool)
+
+
+def map_chunks(encoder: PieceEncoder, job: str, items: list, params: dict, workers: int) -> Iterator[dict]:
+    """Runs a chunk encoder over ``items`` and yields the chunk results in order."""
+    if not items:
+        return
+    chunk_size = max(64, min(4000, math.ceil(len(items) / max(1, 4 * workers))))
+    chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
+    if workers <= 1 or len(chunks) == 1:
+        for chunk in chunks:
+            yield JOBS[job](encoder, chunk, **params)
+        return
+    pool = executor(encoder, min(workers, len(chunks)))
+    yield from ordered(pool, _worker_run, ((job, chunk, params) for chunk in chunks))
