@@ -27,14 +27,13 @@ line: unknown keys, tasks and formats, missing files, bad values.
 import logging
 import os
 from dataclasses import dataclass, field, fields
-from typing import Dict, List, Optional
+from typing import List, Optional
 
-import yaml
-
-from .formats import FORMATS, DataFormatError, check_exists, decode_text, input_files, read_bytes
+from .formats import FORMATS, DataFormatError, check_exists, input_files
 from .scenarios import ALL_TASKS, DEFAULT_FLOOR, DEFAULT_TIERS, TierPlan, ZeroShot
 from .spec import CorpusSpec, coerce, parse_label_map  # noqa: F401  (parse_label_map: imported from here)
 from .spec import as_list as _as_list
+from .yaml_config import LineDict, check_keys, line_of, load_yaml  # noqa: F401  (load_yaml: imported from here)
 
 logger = logging.getLogger(__name__)
 
@@ -45,61 +44,6 @@ _PATH_FIELDS = ("train", "valid", "test")
 _TOP_KEYS = {"encoder_dir", "destdir", "workers", "seed", "defaults", "scenario", "corpora", "name"}
 _SCENARIO_KEYS = {"name", "subsample", "max_examples", "tiers", "zero_shot", "floor"}
 _TIER_KEYS = {"fractions", "languages", "default", "floor", "tasks"}
-
-
-class _LineDict(dict):
-    """A YAML mapping that remembers the line of each key."""
-
-    line: int = 0
-    lines: Dict = {}
-
-
-class _LineLoader(yaml.SafeLoader):
-    pass
-
-
-def _construct_mapping(loader, node):
-    loader.flatten_mapping(node)
-    out = _LineDict()
-    out.line = node.start_mark.line + 1
-    out.lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        out[key] = loader.construct_object(value_node, deep=True)
-        out.lines[key] = key_node.start_mark.line + 1
-    return out
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def load_yaml(path):
-    """A YAML file whose mappings carry ``.line`` and ``.lines[key]``."""
-    text = decode_text(path, read_bytes(path))
-    try:
-        data = yaml.load(text, Loader=_LineLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise DataFormatError(
-            path, mark.line + 1 if mark else None, f"invalid YAML: {getattr(e, 'problem', e)}"
-        ) from None
-    if not isinstance(data, dict):
-        raise DataFormatError(path, None, "expected a YAML mapping at the top level")
-    return data
-
-
-def _line(mapping, key=None):
-    if isinstance(mapping, _LineDict):
-        return mapping.lines.get(key, mapping.line) if key is not None else mapping.line
-    return None
-
-
-def _check_keys(path, mapping, known, what):
-    for key in mapping:
-        if key not in known:
-            raise DataFormatError(
-                path, _line(mapping, key), f"unknown key {key!r} in {what} (known: {', '.join(sorted(known))})"
-            )
 
 
 def parse_tiers(data, path, base_dir=".") -> TierPlan:
@@ -114,7 +58,7 @@ def parse_tiers(data, path, base_dir=".") -> TierPlan:
     fractions = dict(DEFAULT_TIERS)
     if "fractions" in data:
         if not isinstance(data["fractions"], dict):
-            raise DataFormatError(path, _line(data, "fractions"), "fractions must map tier names to numbers")
+            raise DataFormatError(path, line_of(data, "fractions"), "fractions must map tier names to numbers")
         fractions = dict(data["fractions"])
     languages = {}
     for key, value in data.items():
@@ -123,25 +67,25 @@ def parse_tiers(data, path, base_dir=".") -> TierPlan:
         if key not in fractions:
             raise DataFormatError(
                 path,
-                _line(data, key),
+                line_of(data, key),
                 f"unknown key or tier {key!r} (tiers: {', '.join(fractions)}; other keys: {', '.join(sorted(_TIER_KEYS))})",
             )
-        for lang in _as_list(value, path, _line(data, key), f"tier {key}"):
+        for lang in _as_list(value, path, line_of(data, key), f"tier {key}"):
             languages[lang] = key
     if "languages" in data:
         if not isinstance(data["languages"], dict):
-            raise DataFormatError(path, _line(data, "languages"), "languages must map languages to tier names")
+            raise DataFormatError(path, line_of(data, "languages"), "languages must map languages to tier names")
         languages.update({str(k): str(v) for k, v in data["languages"].items()})
     if not languages:
-        raise DataFormatError(path, _line(data), "no language is assigned to a tier")
+        raise DataFormatError(path, line_of(data), "no language is assigned to a tier")
     floor = data.get("floor", DEFAULT_FLOOR)
     if isinstance(floor, bool) or not isinstance(floor, int) or floor < 0:
-        raise DataFormatError(path, _line(data, "floor"), f"floor must be a non-negative integer, got {floor!r}")
-    tasks = tuple(_as_list(data.get("tasks", list(ALL_TASKS)), path, _line(data, "tasks"), "tasks"))
+        raise DataFormatError(path, line_of(data, "floor"), f"floor must be a non-negative integer, got {floor!r}")
+    tasks = tuple(_as_list(data.get("tasks", list(ALL_TASKS)), path, line_of(data, "tasks"), "tasks"))
     try:
         return TierPlan(languages, fractions, data.get("default"), floor, tasks, source=str(path))
     except ValueError as e:
-        raise DataFormatError(path, _line(data), str(e).split(": ", 1)[-1]) from None
+        raise DataFormatError(path, line_of(data), str(e).split(": ", 1)[-1]) from None
 
 
 def load_tier_file(path) -> TierPlan:
@@ -151,12 +95,12 @@ def load_tier_file(path) -> TierPlan:
 
 def parse_zero_shot(value, path, line) -> ZeroShot:
     if isinstance(value, dict):
-        _check_keys(path, value, {"languages", "tasks"}, "zero_shot")
-        langs = _as_list(value.get("languages", []), path, _line(value, "languages"), "zero_shot languages")
-        tasks = tuple(_as_list(value.get("tasks", list(ALL_TASKS)), path, _line(value, "tasks"), "zero_shot tasks"))
+        check_keys(path, value, {"languages", "tasks"}, "zero_shot")
+        langs = _as_list(value.get("languages", []), path, line_of(value, "languages"), "zero_shot languages")
+        tasks = tuple(_as_list(value.get("tasks", list(ALL_TASKS)), path, line_of(value, "tasks"), "zero_shot tasks"))
         for t in tasks:
             if t not in ALL_TASKS:
-                raise DataFormatError(path, _line(value, "tasks"), f"unknown task {t!r} in zero_shot tasks")
+                raise DataFormatError(path, line_of(value, "tasks"), f"unknown task {t!r} in zero_shot tasks")
         return ZeroShot(langs, tasks)
     return ZeroShot(_as_list(value, path, line, "zero_shot"))
 
@@ -178,25 +122,25 @@ def load_manifest(path) -> Manifest:
     every input file exists, before anything is prepared."""
     data = load_yaml(path)
     base = os.path.dirname(os.path.abspath(path))
-    _check_keys(path, data, _TOP_KEYS, "the manifest")
+    check_keys(path, data, _TOP_KEYS, "the manifest")
 
     def rel(p):
         return p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p))
 
     corpora_list = data.get("corpora")
     if not isinstance(corpora_list, list) or not corpora_list:
-        raise DataFormatError(path, _line(data, "corpora"), "'corpora' must be a non-empty list of corpus entries")
+        raise DataFormatError(path, line_of(data, "corpora"), "'corpora' must be a non-empty list of corpus entries")
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
-        raise DataFormatError(path, _line(data, "defaults"), "'defaults' must be a mapping")
+        raise DataFormatError(path, line_of(data, "defaults"), "'defaults' must be a mapping")
     defaults = {k.replace("-", "_"): v for k, v in defaults.items()}
-    _check_keys(
+    check_keys(
         path, defaults, set(_SPEC_FIELDS) - _SCENARIO_ONLY - {"task", "lang", "src_lang", "tgt_lang"}, "defaults"
     )
     scenario = data.get("scenario") or {}
     if not isinstance(scenario, dict):
-        raise DataFormatError(path, _line(data, "scenario"), "'scenario' must be a mapping")
-    _check_keys(path, scenario, _SCENARIO_KEYS, "scenario")
+        raise DataFormatError(path, line_of(data, "scenario"), "'scenario' must be a mapping")
+    check_keys(path, scenario, _SCENARIO_KEYS, "scenario")
     if "seed" in data:
         defaults.setdefault("seed", data["seed"])
     for key in ("subsample", "max_examples", "floor"):
@@ -204,29 +148,29 @@ def load_manifest(path) -> Manifest:
             defaults.setdefault(key, scenario[key])
     tiers = parse_tiers(scenario["tiers"], path, base) if "tiers" in scenario else None
     zero = (
-        parse_zero_shot(scenario["zero_shot"], path, _line(scenario, "zero_shot")) if "zero_shot" in scenario else None
+        parse_zero_shot(scenario["zero_shot"], path, line_of(scenario, "zero_shot")) if "zero_shot" in scenario else None
     )
 
     specs = []
     for i, entry in enumerate(corpora_list, start=1):
         if not isinstance(entry, dict):
-            raise DataFormatError(path, _line(data, "corpora"), f"corpus entry {i} is not a mapping")
-        lines = {k.replace("-", "_"): _line(entry, k) for k in entry}
-        entry = _LineDict({k.replace("-", "_"): v for k, v in entry.items()})
-        entry.line, entry.lines = _line(data, "corpora") if not lines else min(lines.values()), lines
-        _check_keys(path, entry, set(_SPEC_FIELDS) - _SCENARIO_ONLY, f"corpus entry {i}")
+            raise DataFormatError(path, line_of(data, "corpora"), f"corpus entry {i} is not a mapping")
+        lines = {k.replace("-", "_"): line_of(entry, k) for k in entry}
+        entry = LineDict({k.replace("-", "_"): v for k, v in entry.items()})
+        entry.line, entry.lines = line_of(data, "corpora") if not lines else min(lines.values()), lines
+        check_keys(path, entry, set(_SPEC_FIELDS) - _SCENARIO_ONLY, f"corpus entry {i}")
         task = entry.get("task")
         if task not in FORMATS:
             raise DataFormatError(
                 path,
-                _line(entry, "task"),
+                line_of(entry, "task"),
                 f"corpus entry {i}: unknown task {task!r} (choose from {', '.join(FORMATS)})",
             )
         values = {}
         for name, value in list(defaults.items()) + list(entry.items()):
             if name == "task":
                 continue
-            line = _line(entry, name) if name in entry else _line(data, "defaults")
+            line = line_of(entry, name) if name in entry else line_of(data, "defaults")
             values[name] = coerce(path, line, name, value)
         for split in _PATH_FIELDS:
             if values.get(split):
@@ -237,7 +181,7 @@ def load_manifest(path) -> Manifest:
             if fmt not in FORMATS[task]:
                 raise DataFormatError(
                     path,
-                    _line(entry, key) if key in entry else _line(data, "defaults"),
+                    line_of(entry, key) if key in entry else line_of(data, "defaults"),
                     f"corpus entry {i} ({spec.name}): unknown format {fmt!r} for {task} "
                     f"(choose from {', '.join(FORMATS[task])})",
                 )
@@ -247,20 +191,20 @@ def load_manifest(path) -> Manifest:
             if not (spec.valid or spec.test):
                 raise DataFormatError(
                     path,
-                    _line(entry),
+                    line_of(entry),
                     f"corpus entry {i} ({spec.name}) is a zero-shot target but has no valid/test file",
                 )
         if tiers is not None and spec.train and not spec.zero_shot:
             if "subsample" in entry or "max_examples" in entry:
                 raise DataFormatError(
                     path,
-                    _line(entry, "subsample" if "subsample" in entry else "max_examples"),
+                    line_of(entry, "subsample" if "subsample" in entry else "max_examples"),
                     f"corpus entry {i} ({spec.name}) sets its own subset, but the scenario's tiers decide it",
                 )
             try:
                 tier = tiers.tier_for(task, spec.key, langs)
             except ValueError as e:
-                raise DataFormatError(path, _line(entry), str(e)) from None
+                raise DataFormatError(path, line_of(entry), str(e)) from None
             if tier is not None:
                 spec.tier = tier[0]
                 spec.subsample = tier[1] if tier[1] < 1 else None
@@ -268,7 +212,7 @@ def load_manifest(path) -> Manifest:
         try:
             spec.check()
         except ValueError as e:
-            raise DataFormatError(path, _line(entry), f"corpus entry {i}: {e}") from None
+            raise DataFormatError(path, line_of(entry), f"corpus entry {i}: {e}") from None
         for split in _PATH_FIELDS:
             if getattr(spec, split) and not (split == "train" and spec.zero_shot):
                 for p in input_files(
@@ -278,7 +222,7 @@ def load_manifest(path) -> Manifest:
                         check_exists(p)
                     except DataFormatError as e:
                         raise DataFormatError(
-                            path, _line(entry, split), f"corpus entry {i} ({spec.name}) {split}: {p}: {e.message}"
+                            path, line_of(entry, split), f"corpus entry {i} ({spec.name}) {split}: {p}: {e.message}"
                         ) from None
         specs.append(spec)
 
@@ -286,13 +230,13 @@ def load_manifest(path) -> Manifest:
     for i, spec in enumerate(specs, start=1):
         if spec.name in names:
             raise DataFormatError(
-                path, _line(corpora_list[i - 1]), f"corpus entry {i} repeats {spec.name} (entry {names[spec.name]})"
+                path, line_of(corpora_list[i - 1]), f"corpus entry {i} repeats {spec.name} (entry {names[spec.name]})"
             )
         names[spec.name] = i
 
     workers = data.get("workers")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise DataFormatError(path, _line(data, "workers"), f"workers must be a positive integer, got {workers!r}")
+        raise DataFormatError(path, line_of(data, "workers"), f"workers must be a positive integer, got {workers!r}")
     summary = {"manifest": os.path.abspath(path)}
     if scenario:
         summary["scenario"] = {

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from ..data.task_names import BUILTIN_TASKS
-from ..yaml_config import ConfigError
+from ..data.yaml_config import ConfigError
 
 Flags = "OrderedDict[str, Optional[str]]"
 

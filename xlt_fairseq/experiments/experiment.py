@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from ..data.task_names import DEFAULT_METRIC, LABELLED_TASKS
-from ..yaml_config import ConfigError, as_list, check_keys, line_of, load_yaml, plain
+from ..data.yaml_config import ConfigError, as_list, check_keys, line_of, load_yaml, plain
 from .command import flags_from_mapping
 from .systems import System, load_system, refuse_runner_flags
 

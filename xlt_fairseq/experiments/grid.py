@@ -21,7 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-from ..yaml_config import ConfigError
+from ..data.yaml_config import ConfigError
 from .ablations import is_adversarial, row_corpora
 from .command import TrainCommand, corpus_flags, flags_from_mapping, list_to_flags, user_dir
 from .experiment import Experiment, MainTask, Scenario, SystemEntry, load_experiment

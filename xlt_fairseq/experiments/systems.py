@@ -22,7 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Dict, Tuple
 
-from ..yaml_config import ConfigError, as_list, check_keys, line_of, load_yaml, plain
+from ..data.yaml_config import ConfigError, as_list, check_keys, line_of, load_yaml, plain
 from .ablations import ABLATION_ROWS, DEFAULT_GRL_LAMBDA, ROW_TITLES, is_adversarial
 from .command import flags_from_mapping
 

@@ -12,7 +12,9 @@ from typing import Dict, List, Optional, Type
 
 import yaml
 
-from .data.formats import DataFormatError, check_exists
+from .formats import DataFormatError
+from .spec import as_list as _spec_as_list
+from .textio import decode_text, read_bytes
 
 
 class ConfigError(DataFormatError):
@@ -48,14 +50,11 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 def load_yaml(path, error: Type[DataFormatError] = DataFormatError) -> LineDict:
     """A YAML file whose mappings carry ``.line`` and ``.lines[key]``; a mapping at the top level."""
     try:
-        check_exists(path)
+        text = decode_text(path, read_bytes(path))
     except DataFormatError as e:
+        if error is DataFormatError:
+            raise
         raise error(e.path, e.line, e.message) from None
-    try:
-        with open(path, "rb") as f:
-            text = f.read().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise error(path, None, f"invalid UTF-8 ({e.reason} at byte {e.start})") from None
     try:
         data = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as e:
@@ -84,11 +83,12 @@ def check_keys(path, mapping, known, what, error: Type[DataFormatError] = DataFo
 
 def as_list(value, path, line, what, error: Type[DataFormatError] = DataFormatError) -> List[str]:
     """A YAML list or a comma-separated string as a list of strings."""
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int)) for v in value):
-        return [str(v) for v in value]
-    raise error(path, line, f"{what} must be a list or a comma-separated string, got {value!r}")
+    try:
+        return _spec_as_list(value, path, line, what)
+    except DataFormatError as e:
+        if error is DataFormatError:
+            raise
+        raise error(e.path, e.line, e.message) from None
 
 
 def plain(value):
