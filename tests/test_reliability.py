@@ -14,6 +14,7 @@ import torch
 from fairseq.trainer import Trainer
 
 from tests.conftest import run_train, train_args
+from tests.utils import distributed_recipe
 from xlt_fairseq import checkpoint_safety
 from tests.test_model_criterion import batch, setup
 
@@ -271,17 +272,7 @@ def test_dead_worker_makes_the_other_exit_without_hanging(tiny_data, tmp_path):
             "1",
             "--save-interval-updates",
             "5",
-            "--distributed-no-spawn",
-            "--distributed-rank",
-            str(rank),
-            "--distributed-world-size",
-            "2",
-            "--distributed-init-method",
-            f"tcp://127.0.0.1:{port}",
-            "--distributed-backend",
-            "gloo",
-            "--ddp-backend",
-            "legacy_ddp",
+            *distributed_recipe(port, rank),
             "--heartbeat-timeout",
             "30",
             max_update=100000,

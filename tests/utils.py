@@ -24,3 +24,35 @@ def prepare_all(tmp_dir, vocab_size=200, seed=0, sizes=None):
     for args in synthetic_preprocess_args(raw, enc, data):
         assert preprocess.main(args) == 0, args
     return enc, data, raw
+
+
+# the validation scores of conftest.train_args' tiny run (NER and sentiment on aa, bb; translation aa-bb)
+VALID_SCORES = (
+    "valid_ner_f1",
+    "valid_ner_f1_aa",
+    "valid_ner_f1_bb",
+    "valid_sentiment_acc",
+    "valid_sentiment_macro_f1",
+    "valid_sentiment_acc_aa",
+    "valid_sentiment_acc_bb",
+    "valid_bleu",
+    "valid_bleu_aa_bb",
+    "valid_adv_acc",
+)
+
+
+def distributed_recipe(port, rank, world_size=2):
+    """Two CPU workers over gloo, started by hand (TOOLCHAIN.md's recipe)."""
+    return [
+        "--distributed-no-spawn",
+        "--distributed-rank",
+        str(rank),
+        "--distributed-world-size",
+        str(world_size),
+        "--distributed-init-method",
+        f"tcp://127.0.0.1:{port}",
+        "--distributed-backend",
+        "gloo",
+        "--ddp-backend",
+        "legacy_ddp",
+    ]

@@ -21,6 +21,7 @@ complete: a failed export leaves nothing half-written.
 """
 
 import copy
+import contextlib
 import json
 import logging
 import os
@@ -104,6 +105,22 @@ def _scrubbed_sentencepiece(path: str) -> bytes:
     return m.SerializeToString()
 
 
+@contextlib.contextmanager
+def staged_folder(out_dir: str, prefix: str):
+    """A temporary folder next to ``out_dir``, moved into its place (replacing it) when
+    the block ends without an error; removed otherwise: ``out_dir`` is never half-written."""
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    try:
+        yield tmp
+        if os.path.exists(out_dir):
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def export_model(
     checkpoint: str,
     out_dir: str,
@@ -176,10 +193,7 @@ def export_model(
         },
     }
 
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-xlt-export-", dir=parent)
-    try:
+    with staged_folder(out_dir, ".tmp-xlt-export-") as tmp:
         with open(os.path.join(tmp, SPM_FILE), "wb") as f:
             f.write(_scrubbed_sentencepiece(os.path.join(hub.encoder.encoder_dir, SPM_FILE)))
         shutil.copyfile(os.path.join(hub.encoder.encoder_dir, DICT_FILE), os.path.join(tmp, DICT_FILE))
@@ -203,11 +217,6 @@ def export_model(
             f.write("\n")
         # the folder must load and give the checkpoint's outputs before it replaces anything
         _check_roundtrip(hub, tmp)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     logger.info(f"wrote {out_dir} ({info['precision']}, heads: {', '.join(info['heads']) or 'none'})")
     return info
 

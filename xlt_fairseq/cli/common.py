@@ -96,3 +96,18 @@ def write_output(path: str, lines):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def run_tool(parser, argv, work) -> int:
+    """A tool's ``main``: parse, set up, run ``work(args)`` and print its result as
+    JSON; a user's error is ``error: ...`` on stderr and exit status 1."""
+    import json
+
+    args = parser.parse_args(argv)
+    setup(args)
+    try:
+        result = work(args)
+    except user_errors() as e:
+        return report(e)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0

@@ -10,7 +10,6 @@ type (seqeval), accuracy and macro-F1 (scikit-learn), BLEU with its signature
 """
 
 import argparse
-import json
 import sys
 
 
@@ -43,11 +42,9 @@ def build_parser():
 def main(argv=None) -> int:
     from ..data.manifest import parse_label_map
     from ..experiments.evaluation import evaluate_file, make_spec
-    from .common import report, setup, user_errors
+    from .common import run_tool
 
-    args = build_parser().parse_args(argv)
-    setup(args)
-    try:
+    def work(args):
         options = {
             "tag_scheme": args.tag_scheme,
             "map_label": parse_label_map(args.map_label),
@@ -62,7 +59,7 @@ def main(argv=None) -> int:
                 include_title=args.include_title,
             )
         spec = make_spec(args.task, args.test, args.lang, args.pair, args.format, **options)
-        result = evaluate_file(
+        return evaluate_file(
             args.model or args.checkpoint,
             spec,
             args.data,
@@ -72,10 +69,8 @@ def main(argv=None) -> int:
             args.cpu,
             args.save_predictions,
         )
-    except user_errors() as e:
-        return report(e)
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
+
+    return run_tool(build_parser(), argv, work)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ fairseq-interactive load without the training data or encoder folders.
 """
 
 import argparse
-import json
 import sys
 
 
@@ -29,16 +28,13 @@ def build_parser():
 
 def main(argv=None) -> int:
     from ..export import export_model
-    from .common import report, setup, user_errors
+    from .common import run_tool
 
-    args = build_parser().parse_args(argv)
-    setup(args)
-    try:
+    def work(args):
         info = export_model(args.checkpoint, args.out, args.data, args.encoder_dir, args.half, args.force)
-    except user_errors() as e:
-        return report(e)
-    print(json.dumps({"out": args.out, **info}, indent=2, ensure_ascii=False))
-    return 0
+        return {"out": args.out, **info}
+
+    return run_tool(build_parser(), argv, work)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Load it offline with torch + transformers only:
 """
 
 import argparse
-import json
 import sys
 
 
@@ -34,17 +33,13 @@ def build_parser():
 def main(argv=None) -> int:
     from ..data import formats
     from ..exporters.hf import export_hf
-    from .common import report, setup, user_errors
+    from .common import run_tool
 
-    args = build_parser().parse_args(argv)
-    setup(args)
-    try:
+    def work(args):
         texts = formats.read_text_lines(args.check_text) if args.check_text else None
-        summary = export_hf(args.model, args.task, args.out, args.force, texts, args.atol)
-    except user_errors() as e:
-        return report(e)
-    print(json.dumps(summary, indent=2, ensure_ascii=False))
-    return 0
+        return export_hf(args.model, args.task, args.out, args.force, texts, args.atol)
+
+    return run_tool(build_parser(), argv, work)
 
 
 if __name__ == "__main__":

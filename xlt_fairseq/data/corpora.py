@@ -179,13 +179,17 @@ def _label_mapping(local: List[str], global_labels: List[str]) -> torch.Tensor:
     return torch.tensor([index[label] for label in local], dtype=torch.long)
 
 
-def load_tagging_corpus(path, split, dictionary: Dictionary, global_labels: List[str]):
-    """A token-tagging corpus (NER, POS, ...) as a NestedDictionaryDataset."""
+def _load_labelled(path, split, dictionary: Dictionary, global_labels: List[str], make):
     tokens = load_indexed(path, split, "input")
     labels = load_indexed(path, split, "label")
     if len(tokens) != len(labels):
         raise CorpusError(f"{path}: {split}.input has {len(tokens)} items but {split}.label has {len(labels)}")
-    return tagging_dataset(tokens, labels, dictionary, _label_mapping(read_labels(path), global_labels))
+    return make(tokens, labels, dictionary, _label_mapping(read_labels(path), global_labels))
+
+
+def load_tagging_corpus(path, split, dictionary: Dictionary, global_labels: List[str]):
+    """A token-tagging corpus (NER, POS, ...) as a NestedDictionaryDataset."""
+    return _load_labelled(path, split, dictionary, global_labels, tagging_dataset)
 
 
 def tagging_dataset(tokens, labels, dictionary: Dictionary, mapping: torch.Tensor):
@@ -211,11 +215,7 @@ def tagging_dataset(tokens, labels, dictionary: Dictionary, mapping: torch.Tenso
 
 def load_classification_corpus(path, split, dictionary: Dictionary, global_labels: List[str]):
     """A sentence-classification corpus (sentiment) as a NestedDictionaryDataset."""
-    tokens = load_indexed(path, split, "input")
-    labels = load_indexed(path, split, "label")
-    if len(tokens) != len(labels):
-        raise CorpusError(f"{path}: {split}.input has {len(tokens)} items but {split}.label has {len(labels)}")
-    return classification_dataset(tokens, labels, dictionary, _label_mapping(read_labels(path), global_labels))
+    return _load_labelled(path, split, dictionary, global_labels, classification_dataset)
 
 
 def classification_dataset(tokens, labels, dictionary: Dictionary, mapping: torch.Tensor):

@@ -80,6 +80,17 @@ TERMINATING = (signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else 
 
 
 @contextlib.contextmanager
+def _handlers(signals, handler) -> Iterator[None]:
+    """``handler`` for ``signals`` within the block, the previous handlers after it."""
+    old = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
 def signals_as_exceptions() -> Iterator[None]:
     """Within this block SIGTERM and SIGHUP raise :class:`Interrupted` (Ctrl-C
     raises KeyboardInterrupt as always), so that cleanup code runs. Only in the
@@ -91,12 +102,8 @@ def signals_as_exceptions() -> Iterator[None]:
     def handler(signum, frame):
         raise Interrupted(signum)
 
-    old = {s: signal.signal(s, handler) for s in TERMINATING}
-    try:
+    with _handlers(TERMINATING, handler):
         yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 @contextlib.contextmanager
@@ -112,13 +119,10 @@ def signals_deferred() -> Iterator[None]:
     def hold(signum, frame):
         pending.append(signum)
 
-    sigs = (signal.SIGINT,) + TERMINATING
-    old = {s: signal.signal(s, hold) for s in sigs}
     try:
-        yield
+        with _handlers((signal.SIGINT,) + TERMINATING, hold):
+            yield
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
         if pending:
             if pending[0] == signal.SIGINT:
                 raise KeyboardInterrupt

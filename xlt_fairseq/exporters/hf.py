@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from typing import List, Optional, Sequence
 
 import torch
@@ -181,6 +180,7 @@ def export_hf(
     Returns a summary with the largest logit difference measured on ``check_texts``."""
     from ..data.binarize import SPM_FILE
     from ..data.task_names import builtin_kind
+    from ..export import staged_folder
     from ..models.hub_interface import load_hub
 
     import_transformers()
@@ -200,10 +200,7 @@ def export_hf(
         raise HFExportError(f"internal error: weights missing {missing[:3]}, unexpected {unexpected[:3]}")
     hf_model.eval()
 
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-xlt-export-hf-", dir=parent)
-    try:
+    with staged_folder(out_dir, ".tmp-xlt-export-hf-") as tmp:
         hf_model.save_pretrained(tmp)
         shutil.copyfile(
             os.path.join(os.path.dirname(__file__), "modeling_xlt.py"), os.path.join(tmp, "modeling_xlt.py")
@@ -218,11 +215,6 @@ def export_hf(
                 indent=2,
             )
             f.write("\n")
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     logger.info(f"wrote {out_dir} ({architecture}, {config.num_labels} labels; max logit difference {diff:.2e})")
     return {
         "out": out_dir,

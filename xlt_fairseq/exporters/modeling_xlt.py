@@ -70,7 +70,16 @@ class _XLTHeadModel(XLMRobertaPreTrainedModel):
         self.classifier = nn.Linear(config.feature_extractor_dim or config.hidden_size, config.num_labels)
         self.post_init()
 
-    def _features(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        **kwargs,
+    ):
         outputs = self.roberta(
             input_ids,
             attention_mask=attention_mask,
@@ -80,63 +89,36 @@ class _XLTHeadModel(XLMRobertaPreTrainedModel):
             return_dict=True,
             **kwargs,
         )
-        return self.feature_extractor(outputs[0]), outputs
+        features = self.feature_extractor(outputs[0])
+        if attention_mask is None and input_ids is not None:
+            attention_mask = input_ids.ne(self.config.pad_token_id)
+        logits = self.classifier(self.dropout(self._head_input(features, attention_mask)))
+        loss = None
+        if labels is not None:
+            loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.to(logits.device).view(-1))
+        return self.output_class(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
 
 
 class XLTForTokenClassification(_XLTHeadModel):
     """Token classification (NER, POS): logits per piece, read at each word's first piece."""
 
-    def forward(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        token_type_ids=None,
-        position_ids=None,
-        inputs_embeds=None,
-        labels=None,
-        **kwargs,
-    ):
-        features, outputs = self._features(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs
-        )
-        logits = self.classifier(self.dropout(features))
-        loss = None
-        if labels is not None:
-            loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.to(logits.device).view(-1))
-        return TokenClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
+    output_class = TokenClassifierOutput
+
+    def _head_input(self, features, attention_mask):
+        return features
 
 
 class XLTForSequenceClassification(_XLTHeadModel):
     """Sentence classification (sentiment) over the mean of the tokens' features."""
 
-    def forward(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        token_type_ids=None,
-        position_ids=None,
-        inputs_embeds=None,
-        labels=None,
-        **kwargs,
-    ):
-        features, outputs = self._features(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs
-        )
+    output_class = SequenceClassifierOutput
+
+    def _head_input(self, features, attention_mask):
         if self.config.sentence_pooling == "first":
-            pooled = features[:, 0]
-        else:
-            if attention_mask is None and input_ids is not None:
-                attention_mask = input_ids.ne(self.config.pad_token_id)
-            pooled = _masked_mean(features, attention_mask)
-        logits = self.classifier(self.dropout(pooled))
-        loss = None
-        if labels is not None:
-            loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.to(logits.device).view(-1))
-        return SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
+            return features[:, 0]
+        return _masked_mean(features, attention_mask)
 
 
 def register():

@@ -205,6 +205,31 @@ def fairseq_symbols_of(spm_path: str) -> List[str]:
 # ---------------------------------------------------------------------- writer
 
 
+def stage_sentencepiece(out_dir: str, spm_bytes: bytes, prefix: str):
+    """A temporary folder inside ``out_dir`` (created if needed) holding ``sentencepiece.bpe.model``:
+    ``(folder, model path)``; the caller moves the finished files out and removes the folder."""
+    os.makedirs(out_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=out_dir)
+    try:
+        spm_path = os.path.join(tmp, SPM_FILE)
+        with open(spm_path, "wb") as f:
+            f.write(spm_bytes)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp, spm_path
+
+
+def finish_encoder_dir(tmp: str, out_dir: str, info: dict):
+    """Writes ``info`` as ``xlt_encoder.json`` into the staged folder, then moves the four
+    files of an encoder directory into ``out_dir`` (each move atomic)."""
+    with open(os.path.join(tmp, INFO_FILE), "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    for name in (SPM_FILE, DICT_FILE, MODEL_FILE, INFO_FILE):
+        os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
+
+
 def write_encoder_dir(
     out_dir: str,
     model_state: Dict[str, torch.Tensor],
@@ -217,12 +242,8 @@ def write_encoder_dir(
     ``sentencepiece.bpe.model``, ``dict.txt`` and ``xlt_encoder.json`` (source,
     sizes, and the ``fairseq-train`` flags that match). Files are written to a
     temporary folder and moved into ``out_dir`` when complete."""
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-import-", dir=out_dir)
+    tmp, spm_path = stage_sentencepiece(out_dir, spm_bytes, ".tmp-import-")
     try:
-        spm_path = os.path.join(tmp, SPM_FILE)
-        with open(spm_path, "wb") as f:
-            f.write(spm_bytes)
         symbols = fairseq_symbols_of(spm_path)
         rows = model_state["encoder.sentence_encoder.embed_tokens.weight"].shape[0]
         if not (len(symbols) == rows == arch.vocab_size):
@@ -247,11 +268,7 @@ def write_encoder_dir(
             "fairseq_roberta_flags": " ".join(["--arch", "roberta"] + arch.fairseq_flags()),
             **(info or {}),
         }
-        with open(os.path.join(tmp, INFO_FILE), "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        for name in (SPM_FILE, DICT_FILE, MODEL_FILE, INFO_FILE):
-            os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
+        finish_encoder_dir(tmp, out_dir, meta)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info(f"wrote {out_dir}: {MODEL_FILE} ({arch}), {DICT_FILE}, {SPM_FILE}, {INFO_FILE}")

@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from typing import Dict, Iterable, List, Sequence
 
 import numpy as np
@@ -32,7 +31,7 @@ import torch
 from .. import checkpoint_safety
 from ..data.binarize import DICT_FILE, SPM_FILE, PieceEncoder, file_md5
 from ..data.vocab import write_fairseq_dict
-from . import INFO_FILE, MODEL_FILE, ConversionError, fairseq_symbols_of
+from . import INFO_FILE, MODEL_FILE, ConversionError, fairseq_symbols_of, finish_encoder_dir, stage_sentencepiece
 
 logger = logging.getLogger(__name__)
 
@@ -158,23 +157,14 @@ def prune_encoder_dir(src_dir: str, out_dir: str, used_ids: Iterable[int]) -> Di
     extra["xlt_pruned_from"] = {"encoder_dir": os.path.abspath(src_dir), "kept_ids": keep}
     state["extra_state"] = extra
 
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-prune-", dir=out_dir)
+    tmp, new_spm = stage_sentencepiece(out_dir, spm_bytes, ".tmp-prune-")
     try:
-        new_spm = os.path.join(tmp, SPM_FILE)
-        with open(new_spm, "wb") as f:
-            f.write(spm_bytes)
         new_symbols = fairseq_symbols_of(new_spm)
         if new_symbols != [symbols[i] for i in keep]:
             raise ConversionError(f"{out_dir}: internal error: the pruned dictionary is not the kept symbols")
         write_fairseq_dict(new_spm, os.path.join(tmp, DICT_FILE))
         torch.save(state, os.path.join(tmp, MODEL_FILE))
-        info = _info(src_dir, out_dir, len(symbols), len(keep), before, after)
-        with open(os.path.join(tmp, INFO_FILE), "w", encoding="utf-8") as f:
-            json.dump(info, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        for name in (SPM_FILE, DICT_FILE, MODEL_FILE, INFO_FILE):
-            os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
+        finish_encoder_dir(tmp, out_dir, _info(src_dir, out_dir, len(symbols), len(keep), before, after))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     summary = {

@@ -27,13 +27,14 @@ import copy
 import json
 import logging
 import os
-import unicodedata
 from argparse import Namespace
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn as nn
+
+from ..data.words import split_words
 
 logger = logging.getLogger(__name__)
 
@@ -148,46 +149,6 @@ def from_pretrained(model_name_or_path: str, checkpoint_file: str = "model.pt", 
     if data_name_or_path and data_name_or_path != ".":
         data = data_name_or_path
     return load_hub(model_name_or_path, checkpoint_file, data, encoder_dir, device, kwargs)
-
-
-# ---- words --------------------------------------------------------------------------------------------------------
-
-
-def _is_punct(ch: str) -> bool:
-    return unicodedata.category(ch).startswith("P")
-
-
-def split_words(text: str) -> Tuple[List[str], List[Tuple[int, int]]]:
-    """Words of a raw sentence as NER corpora tokenise them, with character spans:
-    whitespace-separated tokens, with leading and trailing punctuation split off
-    (``"Nairobi,"`` -> ``Nairobi`` ``,``); punctuation inside a token (``U.S.``,
-    ``don't``) and combining marks stay in the word."""
-    words, spans = [], []
-    i, n = 0, len(text)
-    while i < n:
-        if text[i].isspace():
-            i += 1
-            continue
-        j = i
-        while j < n and not text[j].isspace():
-            j += 1
-        a, b = i, j
-        while a < b and _is_punct(text[a]):
-            words.append(text[a])
-            spans.append((a, a + 1))
-            a += 1
-        tail = []
-        while b > a and _is_punct(text[b - 1]):
-            tail.append((text[b - 1], (b - 1, b)))
-            b -= 1
-        if a < b:
-            words.append(text[a:b])
-            spans.append((a, b))
-        for w, s in reversed(tail):
-            words.append(w)
-            spans.append(s)
-        i = j
-    return words, spans
 
 
 # ---- the interface ------------------------------------------------------------------------------------------------
