@@ -40,14 +40,18 @@ def run(cmd, log=None):
     print("+ " + " ".join(cmd), flush=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     hardware.thread_env(env)  # the cores free now, not 2 threads fighting a busy process for one core
-    with open(log or os.devnull, "w") as f:
+    if log is None:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        if proc.returncode != 0:
+            tail = "\n".join(proc.stdout.splitlines()[-30:])
+            sys.exit(f"{tail}\ncommand failed (exit {proc.returncode})")
+        return ""
+    with open(log, "w") as f:
         proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, env=env)
     if proc.returncode != 0:
-        sys.exit((console_tail(log, 30) if log else "") + f"\ncommand failed (exit {proc.returncode}); log: {log}")
-    if log:
-        with open(log, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    return ""
+        sys.exit(console_tail(log, 30) + f"\ncommand failed (exit {proc.returncode}); log: {log}")
+    with open(log, encoding="utf-8", errors="replace") as f:
+        return f.read()
 
 
 def show(tag, record):

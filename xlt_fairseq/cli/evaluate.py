@@ -12,6 +12,8 @@ type (seqeval), accuracy and macro-F1 (scikit-learn), BLEU with its signature
 import argparse
 import sys
 
+from ..data.task_names import LABELLED_TASKS
+
 
 def build_parser():
     from .common import add_model_arguments
@@ -20,7 +22,7 @@ def build_parser():
         prog="xlt-evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_model_arguments(parser)
-    parser.add_argument("--task", required=True, choices=["ner", "sentiment", "translation"])
+    parser.add_argument("--task", required=True, choices=LABELLED_TASKS)
     parser.add_argument("--lang", help="language of the test file (ner, sentiment)")
     parser.add_argument("--pair", help="SRC-TGT (translation); --test is then the prefix of PREFIX.SRC/PREFIX.TGT")
     parser.add_argument("--test", required=True, help="raw test file (translation: its prefix)")

@@ -18,11 +18,11 @@ from typing import Dict, List, Optional, Sequence
 from .formats import DEFAULT_FORMATS, FORMATS, MARC_LABELS, UNLABELLED_FORMATS, DataFormatError, check_exists, input_files
 from .scenarios import DEFAULT_FLOOR
 from .tags import SCHEMES
-from .task_names import RESERVED_NAMES, is_valid_auxiliary_name
+from .task_names import BUILTIN_TASKS, CLASSIFICATION, RESERVED_NAMES, TAGGING, builtin_kind, is_valid_auxiliary_name
 
 SPLITS = ("train", "valid", "test")
-ALL = ("ner", "sentiment", "translation", "mlm", "tagging")
-LABELLED = ("ner", "sentiment", "tagging")
+ALL = BUILTIN_TASKS + ("tagging",)  # the preprocessing commands: the built-in tasks and auxiliary tagging
+LABELLED = tuple(t for t in ALL if builtin_kind(t) in (TAGGING, CLASSIFICATION))
 # a language code becomes a folder name of the data root: one plain path component
 _LANG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 

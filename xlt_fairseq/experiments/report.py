@@ -25,6 +25,7 @@ import os
 from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
 
+from ..data.task_names import LABELLED_TASKS
 from ..invariance import PROBE_FIELDS
 from ..invariance import measure as measure_invariance
 from .ablations import ROW_TITLES
@@ -194,7 +195,7 @@ def make_report(results_path, out_dir: Optional[str] = None, figures: bool = Tru
     md += [f"## {title4}", ""]
     abl = res.systems("ablation")
     ablation_rows = []
-    for task in ("ner", "sentiment", "translation"):
+    for task in LABELLED_TASKS:
         low = res.langs(task, tiers=("low",))
         if not abl or not low:
             continue
@@ -244,7 +245,7 @@ def make_report(results_path, out_dir: Optional[str] = None, figures: bool = Tru
 
     md += ["## Figure 2: performance against the percentage of training data (low-resource languages)", ""]
     any_fig2 = False
-    for task in ("ner", "sentiment", "translation"):
+    for task in LABELLED_TASKS:
         points = data_fraction_rows(res, task)
         if not points:
             continue
