@@ -460,3 +460,24 @@ def test_corpus_spec_fields_are_the_one_source_of_options_and_manifest_types(tmp
     any_task = argparse.ArgumentParser()
     add_spec_arguments(any_task, names=("tag_scheme", "text_column"))
     assert any_task.parse_args(["--tag-scheme", "bioes"]).tag_scheme == "bioes"
+
+
+def test_evaluate_reads_test_files_with_the_preprocessing_options():
+    """xlt-evaluate's reading options come from CorpusSpec too (same names, defaults, choices)."""
+    from dataclasses import fields
+
+    from xlt_fairseq.cli.evaluate import READING_OPTIONS, build_parser
+    from xlt_fairseq.data.spec import FIELD_KINDS, CorpusSpec, parse_label_map
+
+    parser = build_parser()
+    actions = {a.dest: a for a in parser._actions}
+    defaults = {f.name: f for f in fields(CorpusSpec)}
+    for name in READING_OPTIONS:
+        f = defaults[name]
+        expected = [] if FIELD_KINDS[name] in ("map", "list") else f.default
+        assert actions[name].default == expected, name
+        assert actions[name].choices == f.metadata.get("choices"), name
+    args = parser.parse_args(
+        ["--checkpoint", "c.pt", "--task", "ner", "--test", "t", "--map-label", "DATE=O", "--map-label", "MISC=O"]
+    )
+    assert parse_label_map(args.map_label) == {"DATE": "O", "MISC": "O"} and args.tag_scheme == "iob2"

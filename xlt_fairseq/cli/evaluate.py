@@ -12,7 +12,19 @@ type (seqeval), accuracy and macro-F1 (scikit-learn), BLEU with its signature
 import argparse
 import sys
 
+from ..data.spec import add_spec_arguments
 from ..data.task_names import LABELLED_TASKS
+
+READING_OPTIONS = (
+    "tag_scheme",
+    "map_label",
+    "drop_label",
+    "text_column",
+    "label_column",
+    "delimiter",
+    "marc_labels",
+    "include_title",
+)
 
 
 def build_parser():
@@ -27,14 +39,8 @@ def build_parser():
     parser.add_argument("--pair", help="SRC-TGT (translation); --test is then the prefix of PREFIX.SRC/PREFIX.TGT")
     parser.add_argument("--test", required=True, help="raw test file (translation: its prefix)")
     parser.add_argument("--format", help="input format (see xlt_fairseq/data/formats.py; default: the task's)")
-    parser.add_argument("--tag-scheme", default="iob2", help="NER tag scheme of the file: iob2, iob1, bioes, bilou")
-    parser.add_argument("--map-label", nargs="*", default=[], metavar="FROM=TO", help="e.g. DATE=O (as preprocessing)")
-    parser.add_argument("--drop-label", nargs="*", default=[], help="sentiment labels to leave out")
-    parser.add_argument("--text-column", default="text", help="csv: the text column")
-    parser.add_argument("--label-column", default="label", help="csv: the label column")
-    parser.add_argument("--delimiter", default=",", help="csv: the delimiter")
-    parser.add_argument("--marc-labels", default="binary", choices=["binary", "stars"], help="marc-jsonl labels")
-    parser.add_argument("--include-title", action="store_true", help="marc-jsonl: title before the body")
+    # how the test file is read: the same options (names, types, defaults) as xlt-preprocess, from CorpusSpec
+    add_spec_arguments(parser, names=READING_OPTIONS)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--beam", type=int, default=5, help="translation beam")
     parser.add_argument("--save-predictions", help="write the predictions here (JSON Lines)")
