@@ -5,8 +5,8 @@
 fairseq writes a checkpoint to ``FILE.tmp`` and renames it into place, but it
 makes ``checkpoint_last.pt`` and ``checkpoint_best.pt`` by *copying* that file,
 and a crash or a full disk during a copy leaves a truncated checkpoint where
-the previous good one was. :func:`protect` (called by the ``xlt_multitask``
-task's ``setup_task`` with ``--save-dir``) makes copies *into that folder*
+the previous good one was. :func:`protect` (called with ``--save-dir`` by the
+``xlt_multitask`` task's ``build_criterion``, i.e. when it trains) makes copies *into that folder*
 atomic (copy to a temporary file in the same folder, fsync, rename) and removes
 the partial ``.tmp`` file of a failed save there; saves of other tasks and other
 folders in the same process go through fairseq's functions unchanged. Importing

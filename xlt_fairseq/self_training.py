@@ -17,7 +17,6 @@ trained on it learns to predict ``O``). The most confident sentences come first
 when ``max_sentences`` caps the number kept.
 """
 
-import os
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 Example = Tuple[List[str], List[str], float]
@@ -95,19 +94,8 @@ def pseudo_label(
 
 def write_conll(path: str, examples: Iterable[Tuple[List[str], List[str]]]) -> int:
     """Writes ``token<TAB>tag`` lines, a blank line after each sentence (atomically); returns the count."""
-    n = 0
-    tmp = path + ".tmp"
-    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for example in examples:
-                words, tags = example[0], example[1]
-                for w, t in zip(words, tags):
-                    f.write(f"{w}\t{t}\n")
-                f.write("\n")
-                n += 1
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return n
+    from .data.textio import write_text_atomic
+
+    blocks = ["".join(f"{w}\t{t}\n" for w, t in zip(e[0], e[1])) + "\n" for e in examples]
+    write_text_atomic(path, "".join(blocks))
+    return len(blocks)

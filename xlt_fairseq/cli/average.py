@@ -13,32 +13,32 @@ The result loads wherever a checkpoint does (fairseq-generate, xlt-evaluate, xlt
 """
 
 import argparse
-import json
 import sys
 
-from xlt_fairseq.averaging import AveragingError, average_checkpoints, last_checkpoints
-from xlt_fairseq.checkpoint_io import CheckpointReadError
-from xlt_fairseq.checkpoint_safety import UnsafeCheckpointError
 
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="xlt-average", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--inputs", nargs="+", help="checkpoint files to average")
     which.add_argument("--save-dir", help="a run's checkpoint folder (with --last)")
     parser.add_argument("--last", type=int, default=3, help="with --save-dir: the N most recent numbered checkpoints")
     parser.add_argument("--out", required=True, help="the averaged checkpoint to write")
-    args = parser.parse_args(argv)
-    try:
+    return parser
+
+
+def main(argv=None) -> int:
+    from xlt_fairseq.averaging import AveragingError, average_checkpoints, last_checkpoints
+
+    from .common import run_tool
+
+    def work(args):
         if args.last < 1:
             raise AveragingError(f"--last must be >= 1, not {args.last}")
-        paths = args.inputs or last_checkpoints(args.save_dir, args.last)
-        summary = average_checkpoints(paths, args.out)
-    except (AveragingError, CheckpointReadError, UnsafeCheckpointError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps(summary))
-    return 0
+        return average_checkpoints(args.inputs or last_checkpoints(args.save_dir, args.last), args.out)
+
+    return run_tool(build_parser(), argv, work)
 
 
 if __name__ == "__main__":

@@ -86,16 +86,9 @@ def write_output(path: str, lines):
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    from ..data.textio import write_text_atomic
+
+    write_text_atomic(path, text)
 
 
 def run_tool(parser, argv, work) -> int:

@@ -8,19 +8,20 @@ next to the gold data (xlt_fairseq/self_training.py says what is kept and why):
         --exclude sw/train.conll --threshold 0.9 --max-sentences 2000 --out sw/pseudo.conll
     cat sw/train.conll sw/pseudo.conll > sw/train+pseudo.conll    # then preprocess and train again
 
---model is a folder written by xlt-export, or a checkpoint (with --data, its data root).
+--model is a folder written by xlt-export; --checkpoint a training checkpoint (with --data, its data root).
 """
 
 import argparse
-import json
-import os
 import sys
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="model folder (xlt-export) or checkpoint file")
-    parser.add_argument("--data", help="with a checkpoint: its data root (default: the one it was trained on)")
+def build_parser():
+    from .common import add_model_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="xlt-pseudo-label", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_model_arguments(parser)
     parser.add_argument("--text", required=True, help="unlabelled text, one sentence per line")
     parser.add_argument("--lang", help="the text's language (checked against the model's)")
     parser.add_argument("--task", default="ner", help="the tagging head (default: ner)")
@@ -31,38 +32,31 @@ def main(argv=None) -> int:
         "--empty-ratio", type=float, default=1.0, help="sentences without entities: at most this times those with"
     )
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--cpu", action="store_true")
     parser.add_argument("--out", required=True, help="CoNLL file to write")
-    args = parser.parse_args(argv)
+    return parser
 
-    from xlt_fairseq.data.formats import DataFormatError, read_tagged
-    from xlt_fairseq.hardware import configure_threads
-    from xlt_fairseq.models.hub_interface import HubError, from_pretrained
+
+def main(argv=None) -> int:
+    from xlt_fairseq.data.formats import read_tagged
     from xlt_fairseq.self_training import pseudo_label, read_unlabelled, write_conll
 
-    configure_threads()
-    try:
+    from .common import load, run_tool
+
+    def work(args):
         gold = []
         for path in args.exclude:
             gold += [s.tokens for s in read_tagged(path, "conll")]
         sentences = read_unlabelled(args.text, exclude=gold)
-        device = "cpu" if args.cpu else None
-        if os.path.isfile(args.model):
-            folder, name = os.path.split(os.path.abspath(args.model))
-            hub = from_pretrained(folder, name, args.data or ".", device=device)
-        else:
-            hub = from_pretrained(args.model, device=device)
+        hub = load(args)
         if args.lang:
             hub._check_lang(args.lang)
         kept = pseudo_label(
             hub, sentences, args.threshold, args.task, args.batch_size, args.max_sentences, args.empty_ratio
         )
         n = write_conll(args.out, kept)
-    except (DataFormatError, HubError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps({"out": args.out, "unlabelled": len(sentences), "kept": n, "threshold": args.threshold}))
-    return 0
+        return {"out": args.out, "unlabelled": len(sentences), "kept": n, "threshold": args.threshold}
+
+    return run_tool(build_parser(), argv, work)
 
 
 if __name__ == "__main__":

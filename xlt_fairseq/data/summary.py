@@ -9,6 +9,7 @@ import os
 from typing import List, Optional, Sequence
 
 from .staging import os_errors
+from .textio import write_text_atomic
 
 SUMMARY_MD = "prepare_summary.md"
 SUMMARY_JSON = "prepare_summary.json"
@@ -107,12 +108,5 @@ def write_summary(destdir, metas: Sequence[dict], extra: Optional[dict] = None):
     text_json = json.dumps({**(extra or {}), "rows": rows}, indent=2, ensure_ascii=False) + "\n"
     for name, text in ((SUMMARY_JSON, text_json), (SUMMARY_MD, format_summary(rows))):
         path = os.path.join(destdir, name)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        try:
-            with os_errors(path):
-                with open(tmp, "w", encoding="utf-8") as f:
-                    f.write(text)
-                os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with os_errors(path):
+            write_text_atomic(path, text)

@@ -3,11 +3,13 @@
 """Reading input text safely, shared by every format reader: the whole file
 (regular files, pipes and process substitutions alike), UTF-8 with the checks
 every format needs, lines with their numbers, and :class:`DataFormatError`,
-which names the file and line of every problem."""
+which names the file and line of every problem; and writing a text file so that
+it is never seen half-written."""
 
 import os
 import re
 import stat
+import tempfile
 from typing import Iterator, List, Tuple
 
 
@@ -121,3 +123,19 @@ def check_exists(path):
         raise DataFormatError(path, None, "cannot be read (permission denied)")
     if stat.S_ISREG(os.stat(path).st_mode) and os.path.getsize(path) == 0:
         raise DataFormatError(path, None, "file is empty")
+
+
+def write_text_atomic(path, text: str):
+    """Writes ``text`` (UTF-8) to ``path`` through a temporary file in the same
+    folder, renamed into place when complete: ``path`` is at every moment either
+    its old content or the whole new one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

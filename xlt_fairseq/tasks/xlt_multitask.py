@@ -155,9 +155,6 @@ class XLTMultitaskTask(FairseqTask):
         # last so the embedding has XLM-R's 250,002 rows
         dictionary.add_symbol("<mask>")
         logger.info(f"dictionary: {len(dictionary)} types")
-        if getattr(cfg, "save_dir", None):
-            # atomic checkpoint copies and no partial files in this run's folder (checkpoint_io.py)
-            checkpoint_io.protect(cfg.save_dir)
         task = cls(cfg, dictionary, CorporaView.read(cfg))
         checks.verify_corpora(paths[0], task.corpus_keys, len(dictionary))  # before any use (data/checks.py)
         return task
@@ -332,6 +329,9 @@ class XLTMultitaskTask(FairseqTask):
                 f"use --criterion {CRITERION}"
             )
         self.check_best_checkpoint_metric()
+        if getattr(self.cfg, "save_dir", None):
+            # training: atomic checkpoint copies and no partial files in this run's folder (checkpoint_io.py)
+            checkpoint_io.protect(self.cfg.save_dir)
         return super().build_criterion(cfg, from_checkpoint)
 
     def validation_metrics(self) -> Dict[str, bool]:
