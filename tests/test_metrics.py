@@ -72,3 +72,27 @@ def test_bleu_from_batched_stats_equals_sacrebleu():
     assert m.bleu_from_stats(tot["counts"], tot["totals"], tot["sys_len"], tot["ref_len"]) == pytest.approx(
         round(expected, 2)
     )
+
+
+def test_ner_f1_mean_weighs_each_language_once():
+    """A multilingual run's --best-checkpoint-metric and --patience follow ``ner_f1_mean``: the mean of the
+    languages' F1, not the pooled F1 (which the largest dev set decides)."""
+    from fairseq.logging import metrics as fs_metrics
+
+    from xlt_fairseq.criterions.xlt_multitask_adversarial import XLTMultitaskAdversarialCriterion
+
+    log = {"sample_size": 1, "loss": 0.0}
+    # aa: 100 gold entities, all found (F1 1.0); bb: 10 gold, 5 predicted, all right (F1 2/3)
+    log.update({"_ner_correct_aa": 100, "_ner_pred_aa": 100, "_ner_gold_aa": 100})
+    log.update({"_ner_correct_bb": 5, "_ner_pred_bb": 5, "_ner_gold_bb": 10})
+    log.update({"_ner_correct": 105, "_ner_pred": 105, "_ner_gold": 110})
+    with fs_metrics.aggregate() as agg:
+        XLTMultitaskAdversarialCriterion.reduce_metrics([log])
+        values = agg.get_smoothed_values()
+    assert values["ner_f1_aa"] == 1.0 and values["ner_f1_bb"] == round(2 / 3, 4)
+    assert values["ner_f1_mean"] == round((1.0 + 2 / 3) / 2, 4)
+    assert values["ner_f1"] == round(2 * 105 / 215, 4)  # pooled: English-sized dev sets dominate it
+    # one language: no mean
+    with fs_metrics.aggregate() as agg:
+        XLTMultitaskAdversarialCriterion.reduce_metrics([{k: v for k, v in log.items() if not k.endswith("_bb")}])
+        assert "ner_f1_mean" not in agg.get_smoothed_values()

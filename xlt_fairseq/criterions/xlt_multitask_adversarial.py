@@ -429,6 +429,7 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
 
     @staticmethod
     def _reduce_ner(keys, total):
+        per_language = []
         for key in sorted(k for k in keys if k.startswith("_ner_correct")):
             suffix = key[len("_ner_correct") :]
             if total(f"_ner_gold{suffix}") + total(f"_ner_pred{suffix}") == 0:
@@ -448,6 +449,22 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
                 )
 
             metrics.log_derived(name, f1)
+            if suffix:
+                per_language.append(suffix)
+        if len(per_language) > 1:
+            # the languages' mean (each language counts once, whatever its dev size): what a multilingual run's
+            # --best-checkpoint-metric and --patience follow, so that a large pivot dev set does not decide alone
+
+            def mean_f1(m, suffixes=tuple(per_language)):
+                scores = [
+                    xlt_metrics.f1_from_counts(
+                        float(m[f"_ner_correct{s}"].sum), float(m[f"_ner_pred{s}"].sum), float(m[f"_ner_gold{s}"].sum)
+                    )
+                    for s in suffixes
+                ]
+                return round(sum(scores) / len(scores), 4)
+
+            metrics.log_derived("ner_f1_mean", mean_f1)
 
     @staticmethod
     def _reduce_sentiment(keys, total):

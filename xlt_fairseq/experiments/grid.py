@@ -169,6 +169,10 @@ class RunSpec:
                     "is saved and can be selected",
                 )
         metric = self.selection_metric(self.experiment.selection[0], self.eval_keys[0])[0]
+        if self.task.name == "ner" and len(self.eval_keys) > 1:
+            # fairseq's checkpoint_best and --patience follow the languages' mean, not the first language's score
+            # (the runner selects per test set from the records, whatever this flag says)
+            metric = "valid_ner_f1_mean"
         flags["best-checkpoint-metric"] = metric[len("valid_") :]
         flags["maximize-best-checkpoint-metric"] = None
         flags["seed"] = str(self.seed)
