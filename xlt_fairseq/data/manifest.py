@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 _SPEC_FIELDS = {f.name: f for f in fields(CorpusSpec)}
 # set by the scenario, not by a corpus entry
 _SCENARIO_ONLY = {"tier", "zero_shot"}
-_PATH_FIELDS = ("train", "valid", "test")
+_PATH_FIELDS = ("train", "valid", "test", "extra_train")
 _TOP_KEYS = {"encoder_dir", "destdir", "workers", "seed", "defaults", "scenario", "corpora", "name"}
 _SCENARIO_KEYS = {"name", "subsample", "max_examples", "tiers", "zero_shot", "floor"}
 _TIER_KEYS = {"fractions", "languages", "default", "floor", "tasks"}

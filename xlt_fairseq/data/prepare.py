@@ -81,7 +81,18 @@ def _read(spec: CorpusSpec):
         check_eval_labels(spec, parsed, files, labels)
     if "train" in parsed:
         parsed["train"] = subsample(spec, parsed["train"], stats["train"])
+        if spec.extra_train:
+            parsed["train"] = parsed["train"] + _read_extra(spec, labels, stats["train"])
     return parsed, stats, labels
+
+
+def _read_extra(spec: CorpusSpec, labels, stats: dict) -> list:
+    """The examples of ``extra_train`` (after the subset, never subsampled); their labels must be the corpus'."""
+    examples, extra = read_split(spec, "train", spec.extra_train)
+    files = {"train": spec.train, "extra_train": spec.extra_train}
+    check_eval_labels(spec, {"train": [], "extra_train": examples}, files, labels)
+    stats["extra"] = {"source": os.path.abspath(spec.extra_train), **extra}
+    return examples
 
 
 def _write_split(spec: CorpusSpec, encoder, tmp, split, examples, labels, workers, s: dict, source: str) -> dict:

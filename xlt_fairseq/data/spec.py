@@ -50,6 +50,11 @@ class CorpusSpec:
     train: Optional[str] = field(default=None, metadata=_opt("training file", cli=False))
     valid: Optional[str] = field(default=None, metadata=_opt("validation file", cli=False))
     test: Optional[str] = field(default=None, metadata=_opt("test file", cli=False))
+    # examples added to the training split after the scenario's subset (never subsampled), in the training
+    # split's format: e.g. the pseudo-labelled text of self-training (xlt_fairseq.self_training)
+    extra_train: Optional[str] = field(
+        default=None, metadata=_opt("more training examples, added after the subset", LABELLED, cli=False)
+    )
     format: Optional[str] = field(default=None, metadata=_opt("input format", cli=False))
     # per-split formats (e.g. IWSLT: train.tags for train, XML for valid/test); default: ``format``
     train_format: Optional[str] = field(default=None, metadata=_opt("format of --train (default --format)", cli=False))
@@ -160,6 +165,8 @@ class CorpusSpec:
                         raise ValueError(
                             f"{self.name}: NER --map-label and --labels name entity types, e.g. DATE=O or PER, not {x!r}"
                         )
+        if self.extra_train and not self.train:
+            raise ValueError(f"{self.name}: extra_train needs a training file (it is added to the training split)")
         if self.labels is not None and not self.labels:
             raise ValueError(f"{self.name}: --labels is empty")
         self._check_numbers()
@@ -209,7 +216,10 @@ class CorpusSpec:
 
     def check_files(self):
         """Raises DataFormatError for a missing, unreadable or empty input file."""
-        for split, path in self.files().items():
+        files = list(self.files().items())
+        if self.extra_train and "train" in self.files():
+            files.append(("train", self.extra_train))
+        for split, path in files:
             for p in input_files(self.task, path, self.split_format(split), self.src_lang, self.tgt_lang):
                 check_exists(p)
 

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 from collections import OrderedDict
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import yaml
 
@@ -63,7 +63,7 @@ class DataManager:
         return self._base
 
     def _absolute(self, entry, base):
-        for split in ("train", "valid", "test"):
+        for split in ("train", "valid", "test", "extra_train"):
             if entry.get(split):
                 p = os.path.expanduser(os.path.expandvars(str(entry[split])))
                 entry[split] = p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p))
@@ -98,8 +98,13 @@ class DataManager:
         entries.append({"task": "translation", "src_lang": "aa", "tgt_lang": "bb", **pair})
         return entries, enc
 
-    def manifest_for(self, run: RunSpec) -> dict:
+    def manifest_for(self, run: RunSpec, extra_train: Optional[Dict[Tuple[str, str], str]] = None) -> dict:
+        """The data manifest of the run's variant; ``extra_train``: {(task, key): file} added to those
+        corpora's training splits (self-training's pseudo-labelled text)."""
         entries, enc, extra = self.base()
+        for i, e in enumerate(entries if extra_train else []):
+            if (e["task"], _entry_key(e)) in extra_train:
+                entries = entries[:i] + [dict(e, extra_train=extra_train[(e["task"], _entry_key(e))])] + entries[i + 1 :]
         v = run.data_variant()
         manifest = {"encoder_dir": enc, "seed": v["subset_seed"], "corpora": entries, **extra}
         scenario = {"name": v["scenario"]}
@@ -133,16 +138,19 @@ class DataManager:
         entries, _, _ = self.base()
         return {(e["task"], _entry_key(e)) for e in entries if e.get(split)}
 
-    def prepare(self, run: RunSpec):
-        """(data root, specs by (task, key)) of the run's data variant, prepared if needed."""
+    def prepare(self, run: RunSpec, extra_train: Optional[Dict[Tuple[str, str], str]] = None):
+        """(data root, specs by (task, key)) of the run's data variant, prepared if needed (``extra_train``:
+        see :meth:`manifest_for`; such a variant is the run's own)."""
         from ..data.manifest import load_manifest
         from ..data.prepare import prepare_many
 
         name = run.data_variant_name()
+        if extra_train:
+            name += "+extra-" + _hash({f"{t}/{k}": _file_digest(p) for (t, k), p in sorted(extra_train.items())})
         if name in self._specs:
             return self._specs[name]
         root = os.path.join(self.data_dir, name)
-        manifest = self.manifest_for(run)
+        manifest = self.manifest_for(run, extra_train)
         digest = _hash(manifest)
         os.makedirs(self.data_dir, exist_ok=True)
         path = os.path.join(self.data_dir, name + ".manifest.yaml")
@@ -174,6 +182,13 @@ class DataManager:
         specs = OrderedDict(((s.folder, s.key), s) for s in parsed.specs)
         self._specs[name] = (root, specs, digest)
         return self._specs[name]
+
+
+def _file_digest(path: str) -> str:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.sha1(f.read()).hexdigest()
 
 
 def _entry_key(entry: dict) -> str:

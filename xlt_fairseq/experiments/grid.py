@@ -84,6 +84,8 @@ class RunSpec:
         keys = [k for k, t in self.task.tiers.items() if t != "high"]
         if self.scenario.kind == "zero-shot" or self.system.train_languages == "high":
             return keys
+        if self.system.train_languages == "low":
+            return [k for k, t in self.task.tiers.items() if t == "high"]
         return []
 
     def fraction(self, key: str) -> float:
@@ -194,6 +196,7 @@ def expand_grid(exp: Experiment) -> List[RunSpec]:
             raise ConfigError(
                 exp.path, None, f"system {entry.system.name}: {unknown} are not languages of any main task"
             )
+    _check_recipes(exp)
     runs = []
     for scenario in exp.scenarios:
         for task in exp.tasks:
@@ -217,3 +220,27 @@ def expand_grid(exp: Experiment) -> List[RunSpec]:
     if dup:
         raise ConfigError(exp.path, None, f"the grid has duplicate runs: {dup}")
     return runs
+
+
+def _check_recipes(exp: Experiment):
+    """A recipe builds on a system of the same experiment that trains one model over the languages."""
+    by_name = {e.system.name: e.system for e in exp.systems}
+    for entry in exp.systems:
+        system = entry.system
+        for name, settings in system.recipe.items():
+            if system.train_languages == "each":
+                raise ConfigError(system.path, None, f"recipe {name} needs one run over the languages, not each")
+            other = settings.get("teacher") or settings.get("first")
+            if other is None:
+                continue
+            if other not in by_name:
+                raise ConfigError(
+                    exp.path, None, f"system {system.name}: recipe {name} builds on {other}, not a system of the grid"
+                )
+            if by_name[other].train_languages == "each" or by_name[other].recipe:
+                raise ConfigError(
+                    exp.path,
+                    None,
+                    f"system {system.name}: recipe {name} builds on {other}, which must be one run over the languages "
+                    "without a recipe of its own",
+                )

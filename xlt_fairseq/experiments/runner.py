@@ -73,6 +73,9 @@ class Runner:
         self.data = DataManager(exp, self.out)
         self.runs = expand_grid(exp)
         self._train_dirs: Dict[str, str] = {}
+        # averaging recipes need the last validated checkpoints of every training: pruning keeps that many
+        self.keep_last = max([int(e.system.recipe["average"]["checkpoints"]) for e in exp.systems
+                              if "average" in e.system.recipe] or [0])
         self.counts = {"trained": 0, "evaluated": 0, "skipped_finished": 0, "not_applicable": 0, "failed": 0}
 
     # ---- planning -----------------------------------------------------------------------------------------------
@@ -161,13 +164,17 @@ class Runner:
         return self.expected_keys(run) <= mine
 
     def run_one(self, run: RunSpec, done: set):
-        root, specs, digest = self.data.prepare(run)
-        tests = self.test_sets(run, specs)
         rdir = self.run_dir(run)
         os.makedirs(rdir, exist_ok=True)
+        recipe = run.system.recipe
+        extra_train = self._self_training(run, done, rdir) if "self_training" in recipe else None
+        root, specs, digest = self.data.prepare(run, extra_train)
+        tests = self.test_sets(run, specs)
         cmd = run.train_command(
             root, os.path.join(rdir, "checkpoints"), corpora_of(specs), log_file=os.path.join(rdir, TRAIN_LOG)
         )
+        if "two_stage" in recipe:
+            cmd = cmd.with_flags(finetune_from_model=self._first_stage(run, done))
         train_id = _hash({"data": digest, "flags": cmd.identity()})  # not where it writes: the same training
         tdir = self._train_dirs.setdefault(train_id, self._find_training(train_id) or rdir)
         if tdir != rdir:
@@ -180,7 +187,140 @@ class Runner:
             )
         training = self.train(run, cmd, tdir, train_id)
         selection = self.select(run, training, tdir, tests)
+        if "average" in recipe:
+            selection = self._averaged(run, training, tdir, tests, done)
         self.evaluate(run, training, selection, tdir, tests, done, digest)
+
+    # ---- recipes (examples/systems: recipe:) --------------------------------------------------------------------
+
+    def _sibling(self, run: RunSpec, system: str, seed: Optional[int] = None) -> RunSpec:
+        seed = run.seed if seed is None else seed
+        for other in self.runs:
+            same = (other.scenario.name, other.task.name, other.seed, other.target)
+            if other.system.name == system and same == (run.scenario.name, run.task.name, seed, None):
+                return other
+        raise RunFailed(f"{run.run_id}: no run of {system} (seed {seed}) in {run.scenario.name} to build on")
+
+    def _finished_selection(self, other: RunSpec, done: set) -> dict:
+        """The checkpoint selection of a run the recipe builds on, running it first if needed."""
+        if not self._finished(other, done):
+            logger.info(f"running {other.run_id} first: a recipe builds on it")
+            self.run_one(other, done)
+        with open(os.path.join(self.run_dir(other), "run.json"), encoding="utf-8") as f:
+            tdir = json.load(f)["trained_in"]
+        with open(os.path.join(tdir, SELECTION), encoding="utf-8") as f:
+            return json.load(f)
+
+    def _first_stage(self, run: RunSpec, done: set) -> str:
+        """two_stage: the first system's checkpoint (its pivot language's test-set entry under the rule)."""
+        settings = run.system.recipe["two_stage"]
+        first = self._sibling(run, settings["first"])
+        selection = self._finished_selection(first, done)
+        rule = settings["selection"]
+        key = f"{run.task.name}/{run.task.pivot}" if rule == "english-dev" else None
+        entries = selection.get(rule) or {}
+        if key is None or key not in entries:
+            # target-dev (or no pivot test set): the first stage's checkpoint selected for the first target
+            key = next((f"{run.task.name}/{k}" for k in run.train_keys if f"{run.task.name}/{k}" in entries), key)
+        if key not in entries:
+            raise RunFailed(f"{run.run_id}: {first.run_id} selected no checkpoint by {rule} to start from")
+        return entries[key]["checkpoint"]
+
+    def _self_training(self, run: RunSpec, done: set, rdir: str) -> Dict[Tuple[str, str], str]:
+        """self_training: pseudo-labelled text of each lower-tier training language, by the teacher's model
+        selected on that language's dev set; {(task, key): CoNLL file} for the run's data."""
+        from .. import self_training
+        from .evaluation import load_checkpoint
+
+        settings = run.system.recipe["self_training"]
+        teacher = self._sibling(run, settings["teacher"])
+        selection = self._finished_selection(teacher, done)
+        entries, _, _ = self.data.base()
+        texts = {e["lang"]: e["train"] for e in entries if e["task"] == "mlm" and e.get("train")}
+        gold = {e["lang"]: e["train"] for e in entries if e["task"] == run.task.name and e.get("train")}
+        out, summary = {}, {}
+        for key in run.train_keys:
+            if run.task.tiers[key] == "high":
+                continue
+            if key not in texts:
+                raise RunFailed(f"{run.run_id}: self-training needs unlabelled {key} text (an mlm corpus of {key})")
+            chosen = (selection.get("target-dev") or {}).get(f"{run.task.name}/{key}")
+            if chosen is None:
+                raise RunFailed(f"{run.run_id}: {teacher.run_id} has no checkpoint selected on the {key} dev set")
+            path = os.path.join(rdir, "pseudo", f"{run.task.name}.{key}.conll")
+            if not os.path.exists(path):
+                from ..data.formats import read_tagged
+
+                gold_format = next((e.get("format") for e in entries if e["task"] == run.task.name and e["lang"] == key), None)
+                exclude = [s.tokens for s in read_tagged(gold[key], gold_format or "conll")] if key in gold else []
+                sentences = self_training.read_unlabelled(texts[key], exclude=exclude)
+                hub = load_checkpoint(chosen["checkpoint"]).hub
+                kept = self_training.pseudo_label(
+                    hub,
+                    sentences,
+                    float(settings["threshold"]),
+                    task=run.task.name,
+                    max_sentences=int(settings["max_sentences"]),
+                    empty_ratio=float(settings["empty_ratio"]),
+                )
+                del hub
+                if not kept:
+                    raise RunFailed(
+                        f"{run.run_id}: no {key} sentence reached the confidence threshold {settings['threshold']}"
+                    )
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                self_training.write_conll(path, kept)
+                summary[key] = {"unlabelled": len(sentences), "kept": len(kept), "teacher": chosen["checkpoint"]}
+            out[(run.task.name, key)] = path
+        if summary:
+            with open(os.path.join(rdir, "pseudo", "summary.json"), "w", encoding="utf-8") as f:
+                json.dump(summary, f, indent=1)
+        return out
+
+    def _averaged(self, run: RunSpec, training: dict, tdir: str, tests, done: set) -> dict:
+        """average: every test set of the run is evaluated on one model, the average of the last validated
+        checkpoints of this training (or of every seed's training of the system: seeds: all)."""
+        from ..averaging import average_checkpoints
+
+        settings = run.system.recipe["average"]
+        k = int(settings["checkpoints"])
+        folders = [tdir]
+        if settings["seeds"] == "all":
+            folders = []
+            for seed in self.exp.seeds:
+                other = run if seed == run.seed else self._sibling(run, run.system.name, seed)
+                folders.append(self._training_dir(other))
+        paths = []
+        for folder in folders:
+            saves = _last_saves(os.path.join(folder, TRAIN_DONE), k)
+            missing = [p for p in saves if not os.path.exists(p)]
+            if missing:
+                raise RunFailed(f"{run.run_id}: {missing[0]} is gone; averaging needs the last {k} checkpoints")
+            paths.extend(saves)
+        out = os.path.join(self.out, "averages", f"checkpoint_average_{_hash(paths)}.pt")  # seeds: all share it
+        if not os.path.exists(out):
+            average_checkpoints(paths, out)
+        note = f"average of {len(paths)} checkpoints: the last {k} validated of " + (
+            f"seeds {', '.join(map(str, self.exp.seeds))}" if settings["seeds"] == "all" else "this training"
+        )
+        update = max(int(u) for u in training["saves"])
+        entry = {"metric": None, "score": None, "update": update, "epoch": 0, "checkpoint": out, "note": note}
+        return {rule: {test_id: dict(entry) for test_id, _ in tests} for rule in self.exp.selection}
+
+    def _training_dir(self, run: RunSpec) -> str:
+        """The folder of a run's finished training, training it (not evaluating it) if needed."""
+        root, specs, digest = self.data.prepare(run)
+        rdir = self.run_dir(run)
+        os.makedirs(rdir, exist_ok=True)
+        cmd = run.train_command(
+            root, os.path.join(rdir, "checkpoints"), corpora_of(specs), log_file=os.path.join(rdir, TRAIN_LOG)
+        )
+        train_id = _hash({"data": digest, "flags": cmd.identity()})
+        tdir = self._train_dirs.setdefault(train_id, self._find_training(train_id) or rdir)
+        if tdir != rdir:
+            cmd = cmd.with_flags(save_dir=os.path.join(tdir, "checkpoints"), log_file=os.path.join(tdir, TRAIN_LOG))
+        self.train(run, cmd, tdir, train_id)
+        return tdir
 
     def _find_training(self, train_id) -> Optional[str]:
         """A run folder that already trained this exact configuration (same data, flags and seed)."""
@@ -274,7 +414,10 @@ class Runner:
             json.dump(merged, f, indent=1)
         os.replace(path + ".tmp", path)
         if not self.keep_checkpoints:
-            self._prune(tdir, {s["checkpoint"] for r in merged.values() for s in r.values()})
+            keep = {s["checkpoint"] for r in merged.values() for s in r.values()}
+            if self.keep_last:
+                keep.update(_last_saves(os.path.join(tdir, TRAIN_DONE), self.keep_last))
+            self._prune(tdir, keep)
         return out
 
     def _prune(self, tdir, keep):
@@ -417,6 +560,15 @@ class Runner:
         del loaded
         _free_gpu_memory()
         return path
+
+
+def _last_saves(train_done: str, n: int) -> List[str]:
+    """The checkpoints of a finished training's last ``n`` validations (oldest first)."""
+    with open(train_done, encoding="utf-8") as f:
+        saves = {int(u): p for u, p in json.load(f)["saves"].items()}
+    if len(saves) < n:
+        raise RunFailed(f"{train_done}: {len(saves)} validated checkpoints, {n} wanted for averaging")
+    return [saves[u] for u in sorted(saves)[-n:]]
 
 
 def _free_gpu_memory():

@@ -12,6 +12,12 @@ settings by config group. A system file::
     fairseq:                        # fairseq config groups, as Hydra overrides (model.grl_lambda=0.01)
       model: {grl_lambda: 0.01}
       criterion: {adversarial_weight: 1.0}
+    recipe:                         # optional: what the runner does around the training (:class:`Recipe`)
+      self_training: {teacher: multilingual, threshold: 0.9}
+
+``train_languages: low`` trains on the languages of the lower tiers only (the
+high-resource ones keep their dev and test sets): the second stage of
+``two_stage``.
 
 The ``fairseq:`` block stays a mapping (:meth:`System.settings`) until the
 runner's command is handed to fairseq (:mod:`.command`).
@@ -26,7 +32,7 @@ from ..data.yaml_config import ConfigError, as_list, check_keys, line_of, load_y
 from .ablations import ABLATION_ROWS, DEFAULT_GRL_LAMBDA, ROW_TITLES, is_adversarial
 from .command import flags_from_mapping
 
-TRAIN_LANGUAGES = ("each", "all", "high")
+TRAIN_LANGUAGES = ("each", "all", "high", "low")
 TABLES = ("main", "ablation")
 # flags the runner sets itself
 RUNNER_FLAGS = {
@@ -54,7 +60,20 @@ FORBIDDEN_FLAGS = {
     "keep-best-checkpoints",
     "no-last-checkpoints",
 }
-_SYSTEM_KEYS = {"name", "title", "tables", "row", "train_languages", "fairseq", "description"}
+_SYSTEM_KEYS = {"name", "title", "tables", "row", "train_languages", "fairseq", "description", "recipe"}
+# the recipes (:class:`Recipe`) and their settings with defaults (None: required)
+RECIPES = {
+    # label the masked-LM text of each lower-tier training language with the teacher system's run of the same
+    # scenario and seed (its checkpoint selected on that language's dev set), keep the confident sentences
+    # (xlt_fairseq.self_training) and train on the gold data plus them
+    "self_training": {"teacher": None, "threshold": 0.9, "max_sentences": 2000, "empty_ratio": 1.0},
+    # evaluate the average of the last `checkpoints` validated checkpoints of the training (Schmidt et al.,
+    # 2023); seeds: all averages them over the trainings of every seed of the experiment (run averaging)
+    "average": {"checkpoints": 3, "seeds": "own"},
+    # start from the checkpoint of the `first` system's run of the same scenario and seed (selected by the
+    # `selection` rule on the pivot language's dev set) with a fresh optimizer (--finetune-from-model)
+    "two_stage": {"first": None, "selection": "english-dev"},
+}
 _FAIRSEQ_GROUPS = {"task", "model", "criterion", "optimization", "optimizer", "lr_scheduler", "dataset", "checkpoint"}
 
 
@@ -81,6 +100,7 @@ class System:
     fairseq: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     path: str = ""
     description: str = ""
+    recipe: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
     @property
     def adversarial(self) -> bool:
@@ -132,7 +152,9 @@ def load_system(name_or_path: str, systems_dir: str) -> System:
             raise ConfigError(path, line, f"fairseq.{group} must be a mapping of settings")
         flags_from_mapping(values, path, f"fairseq.{group}", line)  # refuses what is not a flag value
         refuse_runner_flags(values, path, f"fairseq.{group}")
+    recipe = _load_recipe(data, path)
     system = System(
+        recipe=recipe,
         name=name,
         title=str(data.get("title") or ROW_TITLES.get(row, name)),
         row=row,
@@ -152,3 +174,50 @@ def load_system(name_or_path: str, systems_dir: str) -> System:
             path, line, f"row {row} has no adversarial gradient but model.grl_lambda is {lam}; set it to 0"
         )
     return system
+
+
+def _load_recipe(data, path) -> Dict[str, Dict[str, Any]]:
+    """The ``recipe:`` block: each recipe's settings over its defaults (:data:`RECIPES`), checked."""
+    block = data.get("recipe") or {}
+    line = line_of(data, "recipe")
+    if not isinstance(block, dict):
+        raise ConfigError(path, line, f"recipe must map recipes ({', '.join(RECIPES)}) to their settings")
+    check_keys(path, block, set(RECIPES), "recipe", ConfigError)
+    out = {}
+    for name, given in block.items():
+        where = line_of(block, name) or line
+        given = given or {}
+        if not isinstance(given, dict):
+            raise ConfigError(path, where, f"recipe.{name} must be a mapping of settings")
+        check_keys(path, given, set(RECIPES[name]), f"recipe.{name}", ConfigError)
+        settings = {**RECIPES[name], **plain(given)}
+        missing = [k for k, v in settings.items() if v is None]
+        if missing:
+            raise ConfigError(path, where, f"recipe.{name} needs {', '.join(missing)}")
+        _check_recipe(name, settings, path, where)
+        out[name] = settings
+    if "self_training" in out and "two_stage" in out:
+        raise ConfigError(path, line, "recipe: self_training and two_stage cannot be combined in one system")
+    return out
+
+
+def _check_recipe(name, s, path, line):
+    def bad(what):
+        raise ConfigError(path, line, f"recipe.{name}: {what}")
+
+    if name == "self_training":
+        if isinstance(s["threshold"], bool) or not isinstance(s["threshold"], (int, float)):
+            bad(f"threshold must be a number in [0, 1], got {s['threshold']!r}")
+        if not 0 <= s["threshold"] <= 1:
+            bad(f"threshold must be in [0, 1], got {s['threshold']}")
+        if not isinstance(s["max_sentences"], int) or s["max_sentences"] < 1:
+            bad(f"max_sentences must be a positive integer, got {s['max_sentences']!r}")
+        if not isinstance(s["empty_ratio"], (int, float)) or s["empty_ratio"] < 0:
+            bad(f"empty_ratio must be a number >= 0, got {s['empty_ratio']!r}")
+    elif name == "average":
+        if not isinstance(s["checkpoints"], int) or isinstance(s["checkpoints"], bool) or s["checkpoints"] < 1:
+            bad(f"checkpoints must be a positive integer, got {s['checkpoints']!r}")
+        if s["seeds"] not in ("own", "all"):
+            bad(f"seeds must be own or all, got {s['seeds']!r}")
+    elif name == "two_stage" and s["selection"] not in ("english-dev", "target-dev"):
+        bad(f"selection must be english-dev or target-dev, got {s['selection']!r}")
