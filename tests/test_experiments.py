@@ -312,6 +312,13 @@ def test_results_file_is_complete(tiny_grid):
         else:
             assert r["train_languages"] == ["aa", "bb"] and 0.0 <= r["adv_acc_dev"] <= 1.0 and r["adv_chance"] == 0.5
     assert any(r.get("features") for r in rows if r["system"] == "full" and r["seed"] == 1)
+    # the features file keeps the input of each sentence (its pieces) for the input probe
+    import numpy as np
+
+    features = next(r["features"] for r in rows if r.get("features"))
+    data = np.load(os.path.join(tiny_grid["out"], features))
+    assert len(data["offsets"]) == len(data["langs"]) + 1 == len(data["after"]) + 1
+    assert data["offsets"][-1] == len(data["pieces"]) and data["pieces"].min() >= 4  # no special symbols
     # each run as a fairseq-hydra-train config, parsed by fairseq from the same flags
     full = [r for r in rows if r["system"] == "full" and r["seed"] == 2][0]
     with open(os.path.join(tiny_grid["out"], full["run_dir"], "hydra", "run.yaml"), encoding="utf-8") as f:

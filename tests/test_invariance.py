@@ -16,3 +16,27 @@ def test_probe_finds_the_language_when_it_is_there_and_not_otherwise(tmp_path):
     np.savez(path, before=noise, after=shifted, langs=np.array(langs))
     m = measure(path)
     assert m["chance"] == 0.25 and m["probe_acc_after"] > 0.95 and m["silhouette_after"] > m["silhouette_before"]
+
+
+def test_input_probe_reads_the_language_from_the_word_pieces(tmp_path):
+    from xlt_fairseq.invariance import input_probe_accuracy
+
+    rng = np.random.default_rng(0)
+    langs = ["en", "sw"] * 60
+
+    def bags(own_words):
+        sentences = []
+        for i, lang in enumerate(langs):
+            shared = rng.integers(4, 50, size=6)  # words of both languages
+            own = rng.integers(100, 110, size=2) + (100 if lang == "sw" and own_words else 0)
+            sentences.append(np.concatenate([shared, own]))
+        return np.concatenate(sentences), np.cumsum([0] + [len(s) for s in sentences])
+
+    pieces, offsets = bags(own_words=True)
+    assert input_probe_accuracy(pieces, offsets, langs) > 0.95
+    pieces, offsets = bags(own_words=False)  # the same word distribution in both languages
+    assert abs(input_probe_accuracy(pieces, offsets, langs) - 0.5) < 0.15
+    path = str(tmp_path / "features.npz")
+    x = rng.normal(size=(len(langs), 8))
+    np.savez(path, before=x, after=x, langs=np.array(langs), pieces=pieces, offsets=offsets)
+    assert abs(measure(path)["probe_acc_input"] - 0.5) < 0.15

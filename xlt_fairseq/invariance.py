@@ -10,7 +10,11 @@ sentences before and after training, with their languages):
   answer, asked of the features rather than of the discriminator that was
   trained against them (the discriminator's own dev accuracy, ``adv_acc``, can
   be at chance while the features still carry the language);
-- **silhouette by language** (cosine): how separated the languages' clouds are.
+- **silhouette by language** (cosine): how separated the languages' clouds are;
+- **input probe accuracy**: the same probe on the sentences' bags of word pieces
+  (the model's input, no model at all): how much of the language any
+  representation that keeps the words must carry. Where it is near 1, a
+  sentence feature can only be language-invariant by losing what the words are.
 """
 
 import json
@@ -18,7 +22,14 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-PROBE_FIELDS = ("chance", "probe_acc_before", "probe_acc_after", "silhouette_before", "silhouette_after")
+PROBE_FIELDS = (
+    "chance",
+    "probe_acc_input",
+    "probe_acc_before",
+    "probe_acc_after",
+    "silhouette_before",
+    "silhouette_after",
+)
 
 
 def probe_accuracy(x: np.ndarray, langs: Sequence[str], folds: int = 5, seed: int = 1) -> float:
@@ -36,13 +47,34 @@ def probe_accuracy(x: np.ndarray, langs: Sequence[str], folds: int = 5, seed: in
     return float(np.mean(cross_val_score(probe, np.asarray(x, dtype=np.float64), y, cv=cv)))
 
 
+def input_probe_accuracy(pieces: np.ndarray, offsets: np.ndarray, langs: Sequence[str], folds: int = 5) -> float:
+    """The probe of :func:`probe_accuracy` on bags of word pieces: sentence ``i`` is
+    ``pieces[offsets[i]:offsets[i + 1]]`` (piece ids), counted into a sparse row."""
+    from scipy.sparse import csr_matrix
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    y = np.asarray([str(v) for v in langs])
+    if len(set(y.tolist())) < 2:
+        return float("nan")
+    pieces, offsets = np.asarray(pieces, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
+    vocab, columns = np.unique(pieces, return_inverse=True)
+    x = csr_matrix((np.ones(len(pieces)), columns, offsets), shape=(len(offsets) - 1, len(vocab)))
+    x.sum_duplicates()
+    folds = max(2, min(folds, int(min(np.unique(y, return_counts=True)[1]))))
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=1)
+    return float(np.mean(cross_val_score(LogisticRegression(max_iter=2000), x, y, cv=cv)))
+
+
 def measure(features_path: str) -> Dict[str, float]:
     """Probe accuracy and silhouette before and after training, and chance."""
     from .experiments.figures import silhouette_by_language
 
     data = np.load(features_path)
     langs = [str(v) for v in data["langs"]]
-    out = {"chance": 1.0 / len(set(langs)), "sentences": len(langs)}
+    out = {"chance": 1.0 / len(set(langs)), "sentences": len(langs), "probe_acc_input": float("nan")}
+    if "pieces" in data:  # features files written before the input probe have no pieces
+        out["probe_acc_input"] = input_probe_accuracy(data["pieces"], data["offsets"], langs)
     for which in ("before", "after"):
         x = np.asarray(data[which], dtype=np.float64)
         out[f"probe_acc_{which}"] = probe_accuracy(x, langs)

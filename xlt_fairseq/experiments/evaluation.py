@@ -19,6 +19,7 @@ checked against the number of examples read.
 import copy
 import logging
 import os
+from collections import OrderedDict
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -281,21 +282,9 @@ def pooled_features(
 ) -> Tuple[np.ndarray, List[str]]:
     """Mean-pooled feature-extractor outputs (``model.pooled_features``) of the
     first ``per_key`` examples of ``split`` of each corpus; returns (features, corpus key per row)."""
-    from ..data import corpora
-
     model = model if model is not None else loaded.model
-    root = loaded.data
     feats, owners = [], []
-    for key in keys:
-        path = corpora.corpus_dir(root, task, key)
-        stream = "src" if task == "translation" else "input"
-        if not corpora.has_split(path, split, stream):
-            logger.warning(f"{path}: no {split} split; left out of the features")
-            continue
-        tokens = corpora.load_indexed(path, split, stream)
-        # as the model reads them: cut to the positions, </s> kept
-        items = [tokens[i].long() for i in range(min(per_key, len(tokens)))]
-        items = [torch.cat([t[:-1][: loaded.max_pieces], t[-1:]]) for t in items]
+    for key, items in feature_inputs(loaded, task, keys, split, per_key).items():
         dataset, sizes = loaded.hub.source_dataset(items)
         rows: List[Optional[np.ndarray]] = [None] * len(items)
         for sample in loaded.hub.batches(dataset, sizes, batch_size):
@@ -305,8 +294,26 @@ def pooled_features(
         feats.extend(rows)
         owners.extend([key] * len(rows))
     if not feats:
-        raise EvaluationError(f"no {split} examples of {task} in {root} for {list(keys)}")
+        raise EvaluationError(f"no {split} examples of {task} in {loaded.data} for {list(keys)}")
     return np.stack(feats), owners
+
+
+def feature_inputs(loaded: LoadedModel, task: str, keys: Sequence[str], split: str = "valid", per_key: int = 200):
+    """{corpus key: piece-id tensors} of the sentences :func:`pooled_features` reads, as the model reads them
+    (cut to the positions, ``</s>`` kept)."""
+    from ..data import corpora
+
+    out = OrderedDict()
+    for key in keys:
+        path = corpora.corpus_dir(loaded.data, task, key)
+        stream = "src" if task == "translation" else "input"
+        if not corpora.has_split(path, split, stream):
+            logger.warning(f"{path}: no {split} split; left out of the features")
+            continue
+        tokens = corpora.load_indexed(path, split, stream)
+        items = [tokens[i].long() for i in range(min(per_key, len(tokens)))]
+        out[key] = [torch.cat([t[:-1][: loaded.max_pieces], t[-1:]]) for t in items]
+    return out
 
 
 # ---- the command-line tools' entry points ------------------------------------------------------------------------------

@@ -283,7 +283,7 @@ def make_report(results_path, out_dir: Optional[str] = None, figures: bool = Tru
                     "system_title": r["system_title"],
                     "scenario": r["scenario"],
                     "seed": r["seed"],
-                    **{k: probe[k] for k in PROBE_FIELDS},
+                    **{k: probe.get(k, float("nan")) for k in PROBE_FIELDS},
                 }
             )
             written[os.path.basename(png)[:-4]] = png
@@ -313,14 +313,17 @@ def make_report(results_path, out_dir: Optional[str] = None, figures: bool = Tru
             "A fresh logistic-regression probe trained to recognise the language from the frozen features of "
             "Figure 3 (5-fold, held-out accuracy; chance = 1 / languages), before and after training "
             "(`xlt_fairseq/invariance.py`). Unlike the discriminator's own accuracy above, it shows whether the "
-            "language is still *in* the features.",
+            "language is still *in* the features. The input probe is the same probe on the sentences' bags of "
+            "word pieces (no model): the language any representation that keeps the words carries.",
             "",
-            "| system | scenario | seed | chance | probe before | probe after | silhouette before | silhouette after |",
-            "|---|---|---|---|---|---|---|---|",
+            "| system | scenario | seed | chance | input probe | probe before | probe after | silhouette before | "
+            "silhouette after |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for p in probe_rows:
             md.append(
                 f"| {p['system_title']} | {p['scenario']} | {p['seed']} | {p['chance']:.2f} | "
+                f"{p['probe_acc_input']:.3f} | "
                 f"{p['probe_acc_before']:.3f} | {p['probe_acc_after']:.3f} | {p['silhouette_before']:.3f} | "
                 f"{p['silhouette_after']:.3f} |"
             )

@@ -538,7 +538,7 @@ class Runner:
         path = os.path.join(tdir, FEATURES)
         if os.path.exists(path):
             return path
-        from .evaluation import initial_model, load_checkpoint, pooled_features
+        from .evaluation import feature_inputs, initial_model, load_checkpoint, pooled_features
 
         sel = next(iter(selection[self.exp.selection[0]].values()))
         loaded = load_checkpoint(sel["checkpoint"])
@@ -548,10 +548,16 @@ class Runner:
             loaded, run.task.name, run.eval_keys, "valid", n, model=initial_model(loaded, run.seed)
         )
         assert owners == owners0
+        # the input itself (bags of pieces, without <s> </s> <pad> <unk>) for the input probe (xlt_fairseq.invariance)
+        special = loaded.task.source_dictionary.nspecial
+        sentences = feature_inputs(loaded, run.task.name, run.eval_keys, "valid", n).values()
+        inputs = [t[t >= special].numpy() for items in sentences for t in items]
         np.savez_compressed(
             path + ".tmp.npz",
             before=before,
             after=after,
+            pieces=np.concatenate(inputs).astype(np.int32),
+            offsets=np.cumsum([0] + [len(t) for t in inputs]).astype(np.int64),
             langs=np.array(owners),
             tiers=np.array([run.task.tiers[k] for k in owners]),
             meta=np.array(json.dumps({"run_id": run.run_id, "system": run.system.title, "update": sel["update"]})),
