@@ -470,6 +470,18 @@ def test_report_tables_match_results(tiny_grid):
     with open(os.path.join(report, "invariance.csv"), encoding="utf-8") as f:
         inv = list(csv.DictReader(f))
     assert {r["system"] for r in inv} == {"full", "ablation_full"}  # a one-language run has none
+    # learning curves: each training once (ablation_full shares full's), its bb dev F1 at every validation
+    with open(os.path.join(report, "learning_curves.csv"), encoding="utf-8") as f:
+        curves = list(csv.DictReader(f))
+    trainings = {(c["system"].replace("ablation_full", "full"), c["seed"]) for c in curves}
+    assert trainings == {(s, str(k)) for s in ("full", "monolingual-bb") for k in (1, 2)}
+    assert len({(c["system"], c["seed"]) for c in curves}) == 4  # not full and ablation_full both
+    full = [r for r in rows if (r["system"], r["seed"], r["lang"]) == ("full", 1, "bb")][0]
+    with open(os.path.join(tiny_grid["out"], full["run_dir"], "train_done.json"), encoding="utf-8") as f:
+        valid = json.load(f)["valid"]
+    mine = sorted((int(c["update"]), float(c["score"])) for c in curves if (c["system"], c["seed"]) == ("full", "1"))
+    assert mine == sorted((int(v["valid_num_updates"]), round(float(v["valid_ner_f1_bb"]), 4)) for v in valid)
+    assert os.path.getsize(os.path.join(report, "learning_curves_low-resource.png")) > 0
 
 
 def test_report_merges_results_files(tiny_grid, tmp_path):

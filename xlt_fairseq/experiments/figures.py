@@ -49,6 +49,24 @@ def plot_data_fraction(points: List[dict], path: str, task: str):
     plt.close(fig)
 
 
+def plot_learning_curves(points: List[dict], path: str, title: str):
+    """One line per training (system, seed): the dev score against the updates."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key in dict.fromkeys((p["system"], p["seed"]) for p in points):
+        mine = sorted((p for p in points if (p["system"], p["seed"]) == key), key=lambda p: p["update"])
+        label = f"{mine[0]['system_title']}, seed {key[1]}"
+        ax.plot([p["update"] for p in mine], [p["score"] for p in mine], marker=".", label=label)
+    ax.set_xlabel("updates")
+    ax.set_ylabel("dev score (mean of the low-resource languages)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def tsne_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
     from sklearn.manifold import TSNE
 

@@ -36,6 +36,7 @@ from .result_tables import (
     data_fraction_rows,
     fmt,
     invariance_rows,
+    learning_curves,
     load_many,
     relative_improvement,
 )
@@ -262,6 +263,25 @@ def make_report(results_path, out_dir: Optional[str] = None, figures: bool = Tru
         md += [f"Points: `{os.path.basename(csv_path)}`.", ""]
     if not any_fig2:
         md += ["_Omitted: no results on low-resource languages._", ""]
+
+    curves = learning_curves(rows)
+    if curves:
+        md += [
+            "## Learning curves: the dev score at every validation",
+            "",
+            "Mean dev score of each training's low-resource languages (the `target-dev` selection metric) at every "
+            "validation: whether a run had converged when it stopped (the cap or `--patience`).",
+            "",
+        ]
+        write_csv(os.path.join(out_dir, "learning_curves.csv"), curves, list(curves[0]))
+        written["learning_curves"] = os.path.join(out_dir, "learning_curves.csv")
+        if figures:
+            for scenario in dict.fromkeys(p["scenario"] for p in curves):
+                png = os.path.join(out_dir, f"learning_curves_{scenario}.png")
+                figs.plot_learning_curves([p for p in curves if p["scenario"] == scenario], png, scenario)
+                written[os.path.basename(png)[:-4]] = png
+                md += [f"![Learning curves ({scenario})]({os.path.basename(png)})", ""]
+        md += ["Points: `learning_curves.csv`.", ""]
 
     md += ["## Figure 3: t-SNE of sentence representations before and after training", ""]
     feats = OrderedDict()

@@ -229,7 +229,7 @@ def load_many(paths: Sequence[str]) -> List[dict]:
     for path in paths:
         base = os.path.dirname(os.path.abspath(path))
         for r in load_results(path):
-            for key in ("predictions", "features"):
+            for key in ("predictions", "features", "run_dir"):
                 if r.get(key):
                     r[key] = os.path.join(base, r[key])
             k = result_key(r)
@@ -238,3 +238,37 @@ def load_many(paths: Sequence[str]) -> List[dict]:
             seen[k] = path
             rows.append(r)
     return rows
+
+
+def learning_curves(rows: Sequence[dict]) -> List[dict]:
+    """The dev score at every validation of each training of the results (its ``train_done.json``): the mean of
+    the run's low-resource languages' selection metric (all its languages where it has no low-resource one).
+    A training shared by several systems (e.g. an averaging recipe) is listed once, under its first system."""
+    out, seen = [], set()
+    for r in rows:
+        if r["selection_rule"] != "target-dev" or not r.get("run_dir") or r["run_dir"] in seen:
+            continue
+        path = os.path.join(r["run_dir"], "train_done.json")
+        if not os.path.exists(path):
+            continue
+        seen.add(r["run_dir"])
+        mine = [x for x in rows if x["run_id"] == r["run_id"] and x["selection_rule"] == "target-dev"]
+        langs = sorted({x["lang"] for x in mine if x["lang_tier"] != "high"}) or sorted({x["lang"] for x in mine})
+        metrics = {x["lang"]: x["selection_metric"] for x in mine if x["selection_metric"]}
+        with open(path, encoding="utf-8") as f:
+            valid = json.load(f)["valid"]
+        for v in valid:
+            scores = [float(v[metrics[k]]) for k in langs if k in metrics and v.get(metrics[k]) is not None]
+            if scores:
+                out.append(
+                    {
+                        "scenario": r["scenario"],
+                        "system": r["system"] + (f"-{r['target']}" if r.get("target") else ""),
+                        "system_title": r["system_title"] + (f" ({r['target']})" if r.get("target") else ""),
+                        "seed": r["seed"],
+                        "languages": " ".join(langs),
+                        "update": int(v["valid_num_updates"]),
+                        "score": round(sum(scores) / len(scores), 4),
+                    }
+                )
+    return out
