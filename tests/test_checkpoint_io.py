@@ -48,3 +48,21 @@ def test_corrupt_file_error_names_the_file(tmp_path):
 
     with pytest.raises(checkpoint_io.CheckpointReadError, match="bad.pt: cannot be read as a checkpoint"):
         checkpoint_utils.load_checkpoint_to_cpu(str(bad))
+
+
+def test_a_validation_that_ends_an_epoch_is_saved(tiny_data, tmp_path):
+    """fairseq writes no ``checkpoint_E_U.pt`` when the interval update ends an epoch; the xlt task's runs keep
+    it (a copy of ``checkpoint_last.pt``), so every validation can be selected."""
+    from xlt_fairseq.experiments.command import SYNTHETIC_RECIPE, train_command
+    from xlt_fairseq.experiments.train_records import checkpoint_saves, checkpoint_updates
+
+    save = str(tmp_path / "ckpt")
+    settings = {**SYNTHETIC_RECIPE, "save_dir": save, "no_epoch_checkpoints": False, "max_update": 30}
+    # ner/bb: 240 sentences, batch 16 -> 15 updates an epoch; validations (and saves) every 15 updates
+    settings.update(validate_interval_updates=15, save_interval_updates=15, validate_interval=1000, save_interval=1000)
+    records = run_train(train_command(tiny_data["data"], {"ner": ["bb"]}, settings).argv())
+    assert [int(v["valid_num_updates"]) for v in records["valid"]] == [15, 30]
+    names = sorted(n for n in os.listdir(save) if n.startswith("checkpoint_") and n[11].isdigit())
+    assert names == ["checkpoint_1_15.pt", "checkpoint_2_30.pt"]
+    assert checkpoint_updates(os.path.join(save, "checkpoint_1_15.pt")) == 15
+    assert set(checkpoint_saves(save)) == {15, 30}

@@ -500,3 +500,19 @@ def test_report_merges_results_files(tiny_grid, tmp_path):
         assert open(os.path.join(merged, name)).read() == open(os.path.join(single, name)).read(), name
     rc, _ = cli(make_report_script.main, [tiny_grid["results"], parts[0], "--out", str(tmp_path / "dup")])
     assert rc == 1
+
+
+def test_every_validation_is_saved_even_at_the_end_of_an_epoch(tiny_grid):
+    """fairseq skips the interval checkpoint when the update ends an epoch; the monolingual bb runs (60 sentences,
+    4 updates per epoch, a validation every 12) hit that at every validation: each must still be on disk to be
+    selectable (xlt_fairseq.checkpoint_io.keep_interval_checkpoint)."""
+    checked = 0
+    for root, _, files in os.walk(os.path.join(tiny_grid["out"], "runs")):
+        if "train_done.json" in files:
+            with open(os.path.join(root, "train_done.json"), encoding="utf-8") as f:
+                done = json.load(f)
+            validated = {int(v["valid_num_updates"]) for v in done["valid"]}
+            assert {int(u) for u in done["saves"]} == validated, root
+            assert all("checkpoint_last" not in p for u, p in done["saves"].items() if int(u) < max(validated))
+            checked += "monolingual" in root
+    assert checked == 2  # both seeds' monolingual trainings

@@ -137,3 +137,40 @@ def _install():
             raise
 
     checkpoint_utils.torch_persistent_save = torch_persistent_save
+
+    original_save_checkpoint = checkpoint_utils.save_checkpoint
+
+    @functools.wraps(original_save_checkpoint)
+    def save_checkpoint(cfg, trainer, epoch_itr, val_loss):
+        result = original_save_checkpoint(cfg, trainer, epoch_itr, val_loss)
+        keep_interval_checkpoint(cfg, trainer, epoch_itr)
+        return result
+
+    checkpoint_utils.save_checkpoint = save_checkpoint
+
+
+def keep_interval_checkpoint(cfg, trainer, epoch_itr):
+    """fairseq writes ``checkpoint_E_U.pt`` every ``--save-interval-updates`` updates *except* when that update
+    ends an epoch (then it writes the epoch's checkpoint only if the epoch is a ``--save-interval`` one): with
+    small corpora (5-update epochs) most validations were never on disk, and selecting among them was impossible.
+    In a protected save folder, such an update's ``checkpoint_last.pt`` (just written) is copied to
+    ``checkpoint_E_U.pt``."""
+    updates = trainer.get_num_updates()
+    epoch = epoch_itr.epoch
+    if (
+        cfg.no_save
+        or cfg.no_last_checkpoints
+        or not trainer.should_save_checkpoint_on_current_rank
+        or cfg.save_interval_updates <= 0
+        or updates <= 0
+        or updates % cfg.save_interval_updates != 0
+        or not epoch_itr.end_of_epoch()
+        or (not cfg.no_epoch_checkpoints and epoch % cfg.save_interval == 0)  # fairseq saved it as checkpointE.pt
+    ):
+        return
+    suffix = cfg.checkpoint_suffix
+    last = os.path.join(cfg.save_dir, f"checkpoint_last{suffix}.pt")
+    numbered = os.path.join(cfg.save_dir, f"checkpoint_{epoch}_{updates}{suffix}.pt")
+    if is_protected(numbered) and os.path.exists(last) and not os.path.exists(numbered):
+        atomic_copy(last, numbered)
+        logger.info(f"copied {last} to {numbered} (update {updates} ends epoch {epoch})")

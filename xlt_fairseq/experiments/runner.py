@@ -416,7 +416,7 @@ class Runner:
         if not self.keep_checkpoints:
             keep = {s["checkpoint"] for r in merged.values() for s in r.values()}
             if self.keep_last:
-                keep.update(_last_saves(os.path.join(tdir, TRAIN_DONE), self.keep_last))
+                keep.update(_last_saves(os.path.join(tdir, TRAIN_DONE), self.keep_last, at_most=True))
             self._prune(tdir, keep)
         return out
 
@@ -568,11 +568,12 @@ class Runner:
         return path
 
 
-def _last_saves(train_done: str, n: int) -> List[str]:
-    """The checkpoints of a finished training's last ``n`` validations (oldest first)."""
+def _last_saves(train_done: str, n: int, at_most: bool = False) -> List[str]:
+    """The checkpoints of a finished training's last ``n`` validations (oldest first; ``at_most``: fewer when
+    there are fewer, else an error)."""
     with open(train_done, encoding="utf-8") as f:
         saves = {int(u): p for u, p in json.load(f)["saves"].items()}
-    if len(saves) < n:
+    if len(saves) < n and not at_most:
         raise RunFailed(f"{train_done}: {len(saves)} validated checkpoints, {n} wanted for averaging")
     return [saves[u] for u in sorted(saves)[-n:]]
 
