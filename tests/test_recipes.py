@@ -157,3 +157,16 @@ def test_extra_training_examples_with_an_unknown_label_are_refused(tmp_path):
     parsed, stats, _ = _read(spec)
     # the subset (1 of 2 gold sentences) plus every extra sentence, never subsampled
     assert len(parsed["train"]) == 1 + 2 and stats["train"]["extra"]["read"] == 2
+
+
+def test_the_report_lists_the_recipes(recipe_grid, tmp_path):
+    import csv
+
+    import make_report
+
+    report = str(tmp_path / "report")
+    rc, so = cli(make_report.main, [os.path.join(recipe_grid["out"], "results.jsonl"), "--out", report])
+    assert rc == 0, so
+    with open(os.path.join(report, "table1_ner.csv"), encoding="utf-8") as f:
+        systems = {c["system"] for c in csv.DictReader(f)}
+    assert {"self_training", "checkpoint_average", "run_average", "two_stage"} <= systems

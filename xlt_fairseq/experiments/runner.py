@@ -304,7 +304,7 @@ class Runner:
             f"seeds {', '.join(map(str, self.exp.seeds))}" if settings["seeds"] == "all" else "this training"
         )
         update = max(int(u) for u in training["saves"])
-        entry = {"metric": None, "score": None, "update": update, "epoch": 0, "checkpoint": out, "note": note}
+        entry = {"metric": "average", "score": None, "update": update, "epoch": 0, "checkpoint": out, "note": note}
         return {rule: {test_id: dict(entry) for test_id, _ in tests} for rule in self.exp.selection}
 
     def _training_dir(self, run: RunSpec) -> str:
