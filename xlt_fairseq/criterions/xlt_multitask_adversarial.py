@@ -77,6 +77,17 @@ def _parse_weights(value: str):
     return out
 
 
+def _mean_ner_f1(m) -> float:
+    """The mean over languages of the NER F1 (``ner_f1_mean``), from the aggregated per-language counts."""
+    scores = []
+    for key in list(m.keys()):
+        if key.startswith("_ner_correct_"):
+            suffix = key[len("_ner_correct") :]
+            correct, pred, gold = (float(m[f"_ner_{stat}{suffix}"].sum) for stat in ("correct", "pred", "gold"))
+            scores.append(xlt_metrics.f1_from_counts(correct, pred, gold))
+    return round(sum(scores) / len(scores), 4) if scores else 0.0
+
+
 @register_criterion("xlt_multitask_adversarial", dataclass=XLTMultitaskAdversarialConfig)
 class XLTMultitaskAdversarialCriterion(FairseqCriterion):
     """``L_total = sum_t alpha_t * L_t + w_adv * L_adv`` (paper, "Multi-task
@@ -451,20 +462,12 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
             metrics.log_derived(name, f1)
             if suffix:
                 per_language.append(suffix)
-        if len(per_language) > 1:
+        if per_language:
             # the languages' mean (each language counts once, whatever its dev size): what a multilingual run's
-            # --best-checkpoint-metric and --patience follow, so that a large pivot dev set does not decide alone
-
-            def mean_f1(m, suffixes=tuple(per_language)):
-                scores = [
-                    xlt_metrics.f1_from_counts(
-                        float(m[f"_ner_correct{s}"].sum), float(m[f"_ner_pred{s}"].sum), float(m[f"_ner_gold{s}"].sum)
-                    )
-                    for s in suffixes
-                ]
-                return round(sum(scores) / len(scores), 4)
-
-            metrics.log_derived("ner_f1_mean", mean_f1)
+            # --best-checkpoint-metric and --patience follow, so that a large pivot dev set does not decide alone.
+            # Over every language in the aggregated meters (reduce_metrics runs once per batch, and a batch may
+            # hold one language only)
+            metrics.log_derived("ner_f1_mean", _mean_ner_f1)
 
     @staticmethod
     def _reduce_sentiment(keys, total):

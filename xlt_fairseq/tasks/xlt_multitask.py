@@ -363,7 +363,7 @@ class XLTMultitaskTask(FairseqTask):
             for score in scores:
                 out[score] = True
                 out.update({f"{score}_{k}": True for k in with_valid})
-            if name == "ner" and len(with_valid) > 1:
+            if name == "ner" and with_valid:
                 out["ner_f1_mean"] = True  # the languages' mean (the criterion's _reduce_ner)
         if (getattr(self, "adversarial_classes", None) or len(self.languages)) > 1:
             out.update(adv_loss=False, adv_acc=True)
