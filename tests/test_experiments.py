@@ -327,6 +327,17 @@ def test_results_file_is_complete(tiny_grid):
     assert cfg["common"]["seed"] == 2 and cfg["model"]["_name"] == "xlt_tiny"
 
 
+def test_the_languages_mean_is_logged_at_every_validation(tiny_grid):
+    """valid_ner_f1_mean (what a multilingual run's --patience follows) is the mean of the languages' F1."""
+    full = [r for r in tiny_grid["rows"] if r["system"] == "full"][0]
+    with open(os.path.join(tiny_grid["out"], full["run_dir"], "train_done.json"), encoding="utf-8") as f:
+        valid = json.load(f)["valid"]
+    for v in valid:
+        mean = (float(v["valid_ner_f1_aa"]) + float(v["valid_ner_f1_bb"])) / 2
+        assert float(v["valid_ner_f1_mean"]) == pytest.approx(mean, abs=2e-4)
+    assert any(float(v["valid_ner_f1_mean"]) > 0 for v in valid)
+
+
 def test_selection_follows_the_dev_log(tiny_grid):
     for r in tiny_grid["rows"]:
         if r["selection_rule"] == "target-dev":

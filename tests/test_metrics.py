@@ -83,8 +83,9 @@ def test_ner_f1_mean_weighs_each_language_once():
 
     log = {"sample_size": 1, "loss": 0.0}
     # aa: 100 gold entities, all found (F1 1.0); bb: 10 gold, 5 predicted, all right (F1 2/3)
-    log.update({"_ner_correct_aa": 100, "_ner_pred_aa": 100, "_ner_gold_aa": 100})
-    log.update({"_ner_correct_bb": 5, "_ner_pred_bb": 5, "_ner_gold_bb": 10})
+    # the criterion's keys: _ner_<count>:<language> (see _add_metric_counts)
+    log.update({"_ner_correct:aa": 100, "_ner_pred:aa": 100, "_ner_gold:aa": 100})
+    log.update({"_ner_correct:bb": 5, "_ner_pred:bb": 5, "_ner_gold:bb": 10})
     log.update({"_ner_correct": 105, "_ner_pred": 105, "_ner_gold": 110})
     with fs_metrics.aggregate() as agg:
         XLTMultitaskAdversarialCriterion.reduce_metrics([log])
@@ -94,8 +95,8 @@ def test_ner_f1_mean_weighs_each_language_once():
     assert values["ner_f1"] == round(2 * 105 / 215, 4)  # pooled: English-sized dev sets dominate it
     # fairseq reduces each validation batch on its own, and a batch may hold one language: the mean is over every
     # language of the whole validation, not of the last batch
-    aa = {k: v for k, v in log.items() if not k.endswith("_bb")}
-    bb = {k: v for k, v in log.items() if not k.endswith("_aa")}
+    aa = {k: v for k, v in log.items() if not k.endswith(":bb")}
+    bb = {k: v for k, v in log.items() if not k.endswith(":aa")}
     with fs_metrics.aggregate() as agg:
         XLTMultitaskAdversarialCriterion.reduce_metrics([aa])
         XLTMultitaskAdversarialCriterion.reduce_metrics([bb])

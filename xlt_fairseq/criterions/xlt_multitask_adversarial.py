@@ -81,7 +81,7 @@ def _mean_ner_f1(m) -> float:
     """The mean over languages of the NER F1 (``ner_f1_mean``), from the aggregated per-language counts."""
     scores = []
     for key in list(m.keys()):
-        if key.startswith("_ner_correct_"):
+        if key.startswith("_ner_correct") and key != "_ner_correct":  # _ner_correct:<language>
             suffix = key[len("_ner_correct") :]
             correct, pred, gold = (float(m[f"_ner_{stat}{suffix}"].sum) for stat in ("correct", "pred", "gold"))
             scores.append(xlt_metrics.f1_from_counts(correct, pred, gold))
