@@ -74,8 +74,8 @@ class Runner:
         self.runs = expand_grid(exp)
         self._train_dirs: Dict[str, str] = {}
         # averaging recipes need the last validated checkpoints of every training: pruning keeps that many
-        self.keep_last = max([int(e.system.recipe["average"]["checkpoints"]) for e in exp.systems
-                              if "average" in e.system.recipe] or [0])
+        averaging = [e.system.recipe["average"] for e in exp.systems if "average" in e.system.recipe]
+        self.keep_last = max([int(a["checkpoints"]) for a in averaging] or [0])
         self.counts = {"trained": 0, "evaluated": 0, "skipped_finished": 0, "not_applicable": 0, "failed": 0}
 
     # ---- planning -----------------------------------------------------------------------------------------------
@@ -165,20 +165,8 @@ class Runner:
 
     def run_one(self, run: RunSpec, done: set):
         rdir = self.run_dir(run)
-        os.makedirs(rdir, exist_ok=True)
-        recipe = run.system.recipe
-        extra_train = self._self_training(run, done, rdir) if "self_training" in recipe else None
-        root, specs, digest = self.data.prepare(run, extra_train)
+        specs, digest, cmd, tdir, train_id = self._training_of(run, done)
         tests = self.test_sets(run, specs)
-        cmd = run.train_command(
-            root, os.path.join(rdir, "checkpoints"), corpora_of(specs), log_file=os.path.join(rdir, TRAIN_LOG)
-        )
-        if "two_stage" in recipe:
-            cmd = cmd.with_flags(finetune_from_model=self._first_stage(run, done))
-        train_id = _hash({"data": digest, "flags": cmd.identity()})  # not where it writes: the same training
-        tdir = self._train_dirs.setdefault(train_id, self._find_training(train_id) or rdir)
-        if tdir != rdir:
-            cmd = cmd.with_flags(save_dir=os.path.join(tdir, "checkpoints"), log_file=os.path.join(tdir, TRAIN_LOG))
         with open(os.path.join(rdir, "run.json"), "w", encoding="utf-8") as f:
             json.dump(
                 {**self.plan()[self.runs.index(run)], "train_id": train_id, "trained_in": tdir, "flags": cmd.argv()},
@@ -187,7 +175,7 @@ class Runner:
             )
         training = self.train(run, cmd, tdir, train_id)
         selection = self.select(run, training, tdir, tests)
-        if "average" in recipe:
+        if "average" in run.system.recipe:
             selection = self._averaged(run, training, tdir, tests, done)
         self.evaluate(run, training, selection, tdir, tests, done, digest)
 
@@ -251,7 +239,8 @@ class Runner:
             if not os.path.exists(path):
                 from ..data.formats import read_tagged
 
-                gold_format = next((e.get("format") for e in entries if e["task"] == run.task.name and e["lang"] == key), None)
+                mine = [e for e in entries if e["task"] == run.task.name and e["lang"] == key]
+                gold_format = mine[0].get("format") if mine else None
                 exclude = [s.tokens for s in read_tagged(gold[key], gold_format or "conll")] if key in gold else []
                 sentences = self_training.read_unlabelled(texts[key], exclude=exclude)
                 hub = load_checkpoint(chosen["checkpoint"]).hub
@@ -273,8 +262,9 @@ class Runner:
                 summary[key] = {"unlabelled": len(sentences), "kept": len(kept), "teacher": chosen["checkpoint"]}
             out[(run.task.name, key)] = path
         if summary:
-            with open(os.path.join(rdir, "pseudo", "summary.json"), "w", encoding="utf-8") as f:
-                json.dump(summary, f, indent=1)
+            from ..data.textio import write_text_atomic
+
+            write_text_atomic(os.path.join(rdir, "pseudo", "summary.json"), json.dumps(summary, indent=1))
         return out
 
     def _averaged(self, run: RunSpec, training: dict, tdir: str, tests, done: set) -> dict:
@@ -289,7 +279,7 @@ class Runner:
             folders = []
             for seed in self.exp.seeds:
                 other = run if seed == run.seed else self._sibling(run, run.system.name, seed)
-                folders.append(self._training_dir(other))
+                folders.append(self._training_dir(other, done))
         paths = []
         for folder in folders:
             saves = _last_saves(os.path.join(folder, TRAIN_DONE), k)
@@ -307,18 +297,29 @@ class Runner:
         entry = {"metric": "average", "score": None, "update": update, "epoch": 0, "checkpoint": out, "note": note}
         return {rule: {test_id: dict(entry) for test_id, _ in tests} for rule in self.exp.selection}
 
-    def _training_dir(self, run: RunSpec) -> str:
-        """The folder of a run's finished training, training it (not evaluating it) if needed."""
-        root, specs, digest = self.data.prepare(run)
+    def _training_of(self, run: RunSpec, done: set):
+        """(specs, data digest, command, training folder, training id) of a run: its data (with a self-training
+        recipe's pseudo-labels), its command (with a two-stage recipe's start), and the folder of an earlier run
+        with the same data and flags, whose training it shares."""
         rdir = self.run_dir(run)
         os.makedirs(rdir, exist_ok=True)
+        recipe = run.system.recipe
+        extra_train = self._self_training(run, done, rdir) if "self_training" in recipe else None
+        root, specs, digest = self.data.prepare(run, extra_train)
         cmd = run.train_command(
             root, os.path.join(rdir, "checkpoints"), corpora_of(specs), log_file=os.path.join(rdir, TRAIN_LOG)
         )
-        train_id = _hash({"data": digest, "flags": cmd.identity()})
+        if "two_stage" in recipe:
+            cmd = cmd.with_flags(finetune_from_model=self._first_stage(run, done))
+        train_id = _hash({"data": digest, "flags": cmd.identity()})  # not where it writes: the same training
         tdir = self._train_dirs.setdefault(train_id, self._find_training(train_id) or rdir)
         if tdir != rdir:
             cmd = cmd.with_flags(save_dir=os.path.join(tdir, "checkpoints"), log_file=os.path.join(tdir, TRAIN_LOG))
+        return specs, digest, cmd, tdir, train_id
+
+    def _training_dir(self, run: RunSpec, done: set) -> str:
+        """The folder of a run's finished training, training it (not evaluating it) if needed."""
+        _, _, cmd, tdir, train_id = self._training_of(run, done)
         self.train(run, cmd, tdir, train_id)
         return tdir
 
