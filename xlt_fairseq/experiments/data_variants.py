@@ -102,9 +102,8 @@ class DataManager:
         """The data manifest of the run's variant; ``extra_train``: {(task, key): file} added to those
         corpora's training splits (self-training's pseudo-labelled text)."""
         entries, enc, extra = self.base()
-        for i, e in enumerate(entries if extra_train else []):
-            if (e["task"], _entry_key(e)) in extra_train:
-                entries = entries[:i] + [dict(e, extra_train=extra_train[(e["task"], _entry_key(e))])] + entries[i + 1 :]
+        if extra_train:
+            entries = [_with_extra(e, extra_train.get((e["task"], _entry_key(e)))) for e in entries]
         v = run.data_variant()
         manifest = {"encoder_dir": enc, "seed": v["subset_seed"], "corpora": entries, **extra}
         scenario = {"name": v["scenario"]}
@@ -146,7 +145,9 @@ class DataManager:
 
         name = run.data_variant_name()
         if extra_train:
-            name += "+extra-" + _hash({f"{t}/{k}": _file_digest(p) for (t, k), p in sorted(extra_train.items())})
+            from ..data.binarize import file_md5
+
+            name += "+extra-" + _hash({f"{t}/{k}": file_md5(p) for (t, k), p in sorted(extra_train.items())})
         if name in self._specs:
             return self._specs[name]
         root = os.path.join(self.data_dir, name)
@@ -184,11 +185,8 @@ class DataManager:
         return self._specs[name]
 
 
-def _file_digest(path: str) -> str:
-    import hashlib
-
-    with open(path, "rb") as f:
-        return hashlib.sha1(f.read()).hexdigest()
+def _with_extra(entry: dict, path: Optional[str]) -> dict:
+    return dict(entry, extra_train=path) if path else entry
 
 
 def _entry_key(entry: dict) -> str:
