@@ -223,3 +223,36 @@ def test_domain_adversarial_target(tiny_data, tmp_path):
     # the loss reads domain ids: other language ids change nothing, other domain ids change it
     assert adv_loss_with("lang_id", lambda ids: 1 - ids) == pytest.approx(float(log["adv_loss"]), rel=1e-6)
     assert adv_loss_with("domain_id", lambda ids: 1 - ids) != pytest.approx(float(log["adv_loss"]), rel=1e-3)
+
+
+@pytest.mark.parametrize("objective", ["reverse", "confusion"])
+def test_alternating_encoder_update_follows_the_adversarial_loss(tiny_data, tmp_path, objective):
+    """In an encoder update the discriminator is fixed; the encoder's adversarial term is
+    ``-lambda * w * CE(D(f), language)`` under reverse and ``lambda * w * CE(D(f), uniform)`` under
+    confusion (bounded below by log K: a confidently wrong discriminator does not satisfy it)."""
+    no_dropout = ["--dropout", "0", "--attention-dropout", "0", "--pooler-dropout", "0"]
+    cfg, task, model, criterion = setup(
+        tiny_data, tmp_path, "--adversarial-mode", "alternating", "--critic-steps", "1", "--grl-lambda", "0.5",
+        "--adversarial-weight", "2", "--adversarial-loss", objective, *no_dropout,
+    )
+    model.train()
+    model.set_num_updates(1)
+    assert model.adversarial_phase() == "encoder"
+    sample = batch(task, n=8)
+    # a fixed discriminator that always names language 0 with great confidence
+    wrong = torch.tensor([12.0] + [0.0] * (len(LANGS) - 1))
+    model.discriminator.forward_frozen = lambda f: wrong.to(f.dtype).expand(f.shape[0], -1) + 0.0 * f.sum()
+    loss, _, log = criterion(model, sample)
+    weight = 2.0
+    criterion.cfg.adversarial_weight = 0.0  # the same update's task terms alone
+    tasks_only, _, _ = criterion(model, sample)
+    term = float(loss - tasks_only)
+    lprobs = torch.log_softmax(wrong, dim=-1)
+    targets = torch.cat([s["lang_id"] for s in sample.values() if s])
+    ce = float(-lprobs[targets].mean())
+    if objective == "reverse":
+        assert term == pytest.approx(-0.5 * weight * ce, rel=1e-4)
+        assert term < 0
+    else:
+        assert term == pytest.approx(0.5 * weight * float(-lprobs.mean()), rel=1e-4)
+        assert term >= 0.5 * weight * math.log(len(LANGS)) - 1e-4

@@ -44,7 +44,8 @@ class XLTMultitaskAdversarialConfig(FairseqDataclass):
     adversarial_loss: ADVERSARIAL_LOSS_CHOICES = field(
         default="reverse",
         metadata={
-            "help": "what the encoder does to the discriminator in a joint update. reverse: the gradient "
+            "help": "what the encoder does to the discriminator (in a joint update, and in an encoder update "
+            "of --adversarial-mode alternating). reverse: the gradient "
             "reversal layer (Ganin & Lempitsky, 2015): it maximises the discriminator's cross-entropy, which "
             "a wrong but confident discriminator also satisfies; confusion: it minimises the cross-entropy "
             "between the discriminator's prediction and the uniform distribution (Tzeng et al., 2015), with the "
@@ -107,7 +108,8 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
     between the tasks' encoder copies is added with ``--soft-sharing-weight``;
     with the model's ``--adversarial-mode alternating`` a critic update trains
     only the discriminator on detached features and an encoder update minimises
-    ``sum_t alpha_t L_t - lambda * w_adv * L_adv`` with the discriminator fixed.
+    ``sum_t alpha_t L_t - lambda * w_adv * L_adv`` with the discriminator fixed
+    (with ``--adversarial-loss confusion``, ``+ lambda * w_adv * CE(D(f), uniform)``).
     """
 
     def __init__(self, cfg: XLTMultitaskAdversarialConfig, task):
@@ -279,7 +281,11 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
             lprobs = F.log_softmax(logits, dim=-1, dtype=torch.float32)
             adv_sum = F.nll_loss(lprobs, targets, reduction="sum")
             adv_mean = adv_sum / targets.numel()
-            if phase == "encoder":
+            if phase == "encoder" and self.cfg.adversarial_loss == "confusion":
+                # the encoder pulls the (fixed) discriminator's prediction towards uniform: bounded
+                # below by log K, where maximising its loss is not (a confidently wrong one scores best)
+                term = discriminator.grl_lambda * self.cfg.adversarial_weight * -lprobs.mean(dim=-1).mean()
+            elif phase == "encoder":
                 # the encoder maximises the (fixed) discriminator's loss
                 term = -discriminator.grl_lambda * self.cfg.adversarial_weight * adv_mean
             else:
