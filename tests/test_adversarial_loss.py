@@ -53,3 +53,30 @@ def test_confusion_trains_the_discriminator_as_reversal_does_and_confuses_it(tin
                 p -= 0.05 * p.grad
     after = _entropy(model, _features(model, sample))
     assert after > before, (before, after)
+
+
+def test_token_features_give_the_discriminator_every_token_labelled_with_its_sentence(tiny_data, tmp_path):
+    """--adversarial-features token: one discriminator example per non-padding token of every task's
+    sentences, each with its sentence's language; the adversarial term alone reaches the encoder."""
+    extra = NO_TASKS + NO_DROPOUT + ["--adversarial-features", "token", "--grl-lambda", "1"]
+    cfg, task, model, criterion = setup(tiny_data, tmp_path, *extra)
+    sample = batch(task)
+    model.train()
+    loss, _, log = criterion(model, sample)
+    pad = task.source_dictionary.pad()
+    tokens = sum(int(sub["net_input"]["src_tokens"].ne(pad).sum()) for sub in sample.values())
+    sentences = sum(int(sub["nsentences"]) for sub in sample.values())
+    assert log["adv_count"] == tokens > sentences
+    # the task weights are 0: the encoder's gradient comes from the token-level discriminator alone
+    loss.backward()
+    assert model.encoder.feature_extractor.dense.weight.grad.abs().sum() > 0
+    # each token row is labelled with its sentence's language
+    sub = sample["ner"]
+    rows, sentence = model.adversarial_features(**sub["net_input"], task="ner")
+    lengths = sub["net_input"]["src_tokens"].ne(pad).sum(1)
+    assert rows.shape[0] == int(lengths.sum())
+    assert torch.equal(sub["lang_id"][sentence], torch.repeat_interleave(sub["lang_id"], lengths))
+    # with pooled features (the default) the same batch gives one example per sentence
+    model.cfg.adversarial_features = "pooled"
+    _, _, log = criterion(model, sample)
+    assert log["adv_count"] == sentences

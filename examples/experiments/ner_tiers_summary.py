@@ -1,80 +1,152 @@
 """The numbers docs/results.md reads off the ner_tiers grid: per tier, system and selection rule the NER F1 on each
-language's reporting half (mean over the seeds run), the mean over sw/yo/zu, and the issue's three targets.
+language's reporting half (mean over the seeds run), the mean over sw/yo/zu, the issue's three targets, and Figure 2
+over every tier.
 
-    python examples/experiments/ner_tiers_summary.py runs/tiers_a/results.jsonl runs/tiers_b/results.jsonl \
-        [--probe runs/ner_tiers_report/probe.csv] > runs/ner_tiers_summary.md
+    python examples/experiments/ner_tiers_summary.py runs/tiers_c/results.jsonl runs/tiers_d/results.jsonl \
+        [--previous docs/results/2026-12-02a] [--probe docs/results/probe.csv] [--fig2 docs/results] > summary.md
+
+``--previous`` adds the cells of an earlier part of the grid from its report folder (``table1_ner.csv``: F1 per
+language, mean ± std over its seeds; ``fig2_ner.csv``: the mean over sw/yo/zu with its std over seeds), for the
+(tier, rule, system, language) cells the results files do not have: parts of a grid whose results files are gone
+still count, marked †. A cell mixing sources takes the mean of its languages' means (no std).
 """
 
 import argparse
 import csv
+import os
 import statistics
 import sys
 from collections import defaultdict
 
+from xlt_fairseq.experiments.figures import plot_data_fraction
 from xlt_fairseq.experiments.result_tables import load_many
 
 LOW = ("sw", "yo", "zu")
-TIERS = ("tier-1pct", "tier-10pct", "tier-100pct")
+TIERS = {"tier-1pct": 1.0, "tier-10pct": 10.0, "tier-100pct": 100.0}
+RULES = ("target-dev", "english-dev")
+PAPER_SYSTEMS = ("monolingual", "cross_lingual", "multilingual", "adversarial", "multitask", "full")
 
 
-def table(rows):
-    """{(scenario, rule, system): {"per_seed": {seed: mean F1 sw/yo/zu}, lang: [F1 per seed]}}"""
-    cells = defaultdict(lambda: defaultdict(dict))
+def _mean_std(values):
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+class Cell:
+    """One (tier, rule, system): per language (mean, std, n, from an earlier part?), and the mean over sw/yo/zu."""
+
+    def __init__(self):
+        self.langs = {}
+        self.mean = None  # (mean, std or None, n, earlier?)
+
+
+def cells_of(rows):
+    by = defaultdict(lambda: defaultdict(dict))
     for r in rows:
-        system = r["system"]
-        cells[(r["scenario"], r["selection_rule"], system)][r["lang"]][(r.get("target"), r["seed"])] = r["metrics"][
-            "f1"
-        ]
+        by[(r["scenario"], r["selection_rule"], r["system"])][r["lang"]][r["seed"]] = r["metrics"]["f1"]
     out = {}
-    for key, by_lang in cells.items():
-        # a per-language system (monolingual) has one run per language: its seed's mean is over those runs
-        seeds = sorted({s for lang in LOW for (_, s) in by_lang.get(lang, {})})
-        per_seed = {}
-        for s in seeds:
-            scores = [v for lang in LOW for (t, s2), v in by_lang.get(lang, {}).items() if s2 == s]
-            if len(scores) == len(LOW):
-                per_seed[s] = statistics.mean(scores)
-        langs = {lang: [v for (_, s), v in sorted(by_lang.get(lang, {}).items(), key=lambda kv: kv[0][1])] for lang in
-                 ("en",) + LOW}
-        out[key] = {"per_seed": per_seed, **langs}
+    for key, langs in by.items():
+        c = out[key] = Cell()
+        for lang, seeds in langs.items():
+            m, s = _mean_std(list(seeds.values()))
+            c.langs[lang] = (m, s, len(seeds), False)
+        # a per-language system (monolingual) has one run per language: a seed's mean is over those runs
+        common = set.intersection(*(set(langs.get(lang, {})) for lang in LOW))
+        if common:
+            m, s = _mean_std([statistics.mean(langs[lang][seed] for lang in LOW) for seed in sorted(common)])
+            c.mean = (m, s, len(common), False)
     return out
 
 
-def fmt(values):
-    if not values:
+def _read_csv(path):
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _num(v):
+    return None if v in ("", None) else float(v)
+
+
+def add_previous(cells, titles, folder):
+    """Fills the cells the results files lack from an earlier report folder (marked as earlier)."""
+    for r in _read_csv(os.path.join(folder, "table1_ner.csv")):
+        if r["metric"] != "f1":
+            continue
+        titles.setdefault(r["system"], r["system_title"])
+        c = cells.setdefault((r["scenario"], r["selection_rule"], r["system"]), Cell())
+        if r["lang"] not in c.langs:
+            c.langs[r["lang"]] = (float(r["mean"]), _num(r["std"]), int(r["n"]), True)
+    for r in _read_csv(os.path.join(folder, "fig2_ner.csv")):
+        c = cells.get((r["scenario"], r["selection_rule"], r["system"]))
+        if c is None or c.mean is not None:
+            continue
+        if all(c.langs.get(lang, (0, 0, 0, False))[3] for lang in LOW):  # the whole cell is the earlier part's
+            c.mean = (float(r["mean"]), _num(r["std"]), int(r["n"]), True)
+    for c in cells.values():  # a mixed cell: the mean of its languages' means
+        if c.mean is None and all(lang in c.langs for lang in LOW):
+            n = min(c.langs[lang][2] for lang in LOW)
+            c.mean = (statistics.mean(c.langs[lang][0] for lang in LOW), None, n, True)
+
+
+def fmt(value):
+    if value is None:
         return "–"
-    m = statistics.mean(values)
-    return f"{m:.3f}" + (f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else "") + f" ({len(values)})"
+    m, s, n, earlier = value
+    return f"{m:.3f}" + (f" ± {s:.3f}" if s is not None else "") + f" ({n}){' †' if earlier else ''}"
+
+
+def fig2_points(cells, titles):
+    points = []
+    for (tier, rule, system), c in cells.items():
+        if system not in PAPER_SYSTEMS or c.mean is None or tier not in TIERS:
+            continue
+        pct = 0.0 if system == "cross_lingual" else TIERS[tier]
+        if system == "cross_lingual" and any(p["system"] == system and p["selection_rule"] == rule for p in points):
+            continue  # English only: the same training at every tier
+        m, s, n, _ = c.mean
+        points.append(
+            {"task": "ner", "selection_rule": rule, "system": system, "system_title": titles[system],
+             "scenario": tier, "percent_training_data": pct, "metric": "f1", "mean": round(m, 6),
+             "std": "" if s is None else round(s, 6), "n": n}
+        )
+    points.sort(key=lambda p: (p["selection_rule"], PAPER_SYSTEMS.index(p["system"]), p["percent_training_data"]))
+    return points
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("results", nargs="+")
-    parser.add_argument("--probe", help="the report's probe.csv (target 3)")
+    parser.add_argument("results", nargs="*")
+    parser.add_argument("--previous", action="append", default=[], help="an earlier part's report folder")
+    parser.add_argument("--probe", action="append", default=[], help="a report's probe.csv (target 3)")
+    parser.add_argument("--fig2", help="folder for fig2_ner_all.csv and fig2_ner_all_<rule>.png over every tier")
     args = parser.parse_args(argv)
-    rows = load_many(args.results)
-    cells = table(rows)
+    rows = load_many(args.results) if args.results else []
+    cells = cells_of(rows)
     titles = {r["system"]: r["system_title"] for r in rows}
     order = list(dict.fromkeys(r["system"] for r in sorted(rows, key=lambda r: r["system_order"])))
+    for folder in args.previous:
+        add_previous(cells, titles, folder)
+        order += [s for s in dict.fromkeys(r["system"] for r in _read_csv(os.path.join(folder, "table1_ner.csv")))
+                  if s not in order]
+    order.sort(key=lambda s: (PAPER_SYSTEMS.index(s) if s in PAPER_SYSTEMS else len(PAPER_SYSTEMS)))
     print("| tier | rule | system | en | sw | yo | zu | **mean sw/yo/zu** (seeds) |")
     print("|---|---|---|---|---|---|---|---|")
     for tier in TIERS:
-        for rule in ("target-dev", "english-dev"):
+        for rule in RULES:
             for system in order:
                 c = cells.get((tier, rule, system))
                 if not c:
                     continue
-                print(
-                    f"| {tier} | {rule} | {titles[system]} | {fmt(c['en'])} | {fmt(c['sw'])} | {fmt(c['yo'])} | "
-                    f"{fmt(c['zu'])} | **{fmt(list(c['per_seed'].values()))}** |"
-                )
+                langs = " | ".join(fmt(c.langs.get(lang)) for lang in ("en",) + LOW)
+                print(f"| {tier} | {rule} | {titles[system]} | {langs} | **{fmt(c.mean)}** |")
+    if any(c.mean and c.mean[3] or any(v[3] for v in c.langs.values()) for c in cells.values()):
+        print("\n† from an earlier part of the grid (its report folder); a mixed cell is the mean of its languages.")
     print()
 
     def mean_of(tier, rule, system):
         c = cells.get((tier, rule, system))
-        return (statistics.mean(c["per_seed"].values()), len(c["per_seed"])) if c and c["per_seed"] else (None, 0)
+        return (c.mean[0], c.mean[2]) if c and c.mean else (None, 0)
 
-    for rule in ("target-dev", "english-dev"):
+    for rule in RULES:
         cl, n_cl = mean_of("tier-1pct", rule, "cross_lingual")
         baselines = ("cross_lingual", "monolingual", "multilingual")  # the paper's baselines 1-3
         candidates = [(mean_of("tier-1pct", rule, s), s) for s in order if s not in baselines]
@@ -87,29 +159,43 @@ def main(argv=None):
                 f"cross-lingual {cl:.3f} ({n_cl} seeds) + 0.05 = {cl + 0.05:.3f}: **{verdict}** "
                 f"(difference {best - cl:+.3f})"
             )
-        full, n_f = mean_of("tier-100pct", rule, "full")
-        mono, n_m = mean_of("tier-100pct", rule, "monolingual")
-        if full is not None and mono is not None:
-            verdict = "met" if full >= mono - 0.01 else "missed"
-            print(
-                f"- Target 2 ({rule}): at 100 % full {full:.3f} ({n_f} seeds) vs monolingual {mono:.3f} ({n_m}) - "
-                f"0.01: **{verdict}** (difference {full - mono:+.3f})"
-            )
-    if args.probe:
-        with open(args.probe, encoding="utf-8") as f:
-            probes = {p["system"]: p for p in csv.DictReader(f) if p["scenario"] == "tier-1pct"}
-        base, _ = mean_of("tier-1pct", "target-dev", "multilingual")
-        for system, p in probes.items():
-            f1, n = mean_of("tier-1pct", "target-dev", system)
-            if f1 is None or base is None:
-                continue
-            near = float(p["probe_acc_after"]) - float(p["chance"]) <= 0.10
-            kept = f1 >= base - 0.01
-            print(
-                f"- Target 3, {titles[system]}: probe {float(p['probe_acc_after']):.3f} (chance {float(p['chance']):.2f}, "
-                f"input {float(p['probe_acc_input']):.3f}), F1 {f1:.3f} vs lambda 0 {base:.3f}: "
-                f"**{'met' if near and kept else 'missed'}**"
-            )
+        for tier in TIERS:
+            full, n_f = mean_of(tier, rule, "full")
+            mono, n_m = mean_of(tier, rule, "monolingual")
+            if full is not None and mono is not None:
+                verdict = "met" if full >= mono - 0.01 else "missed"
+                label = "Target 2" if tier == "tier-100pct" else "(target 2's comparison)"
+                print(
+                    f"- {label} ({rule}): at {tier} full {full:.3f} ({n_f} seeds) vs monolingual {mono:.3f} "
+                    f"({n_m}) - 0.01: **{verdict}** (difference {full - mono:+.3f})"
+                )
+    probes = {}
+    for path in args.probe:
+        probes.update({p["system"]: p for p in _read_csv(path) if p["scenario"] == "tier-1pct"})
+    base, _ = mean_of("tier-1pct", "target-dev", "multilingual")
+    for system, p in probes.items():
+        f1, n = mean_of("tier-1pct", "target-dev", system)
+        if f1 is None or base is None:
+            continue
+        near = float(p["probe_acc_after"]) - float(p["chance"]) <= 0.10
+        kept = f1 >= base - 0.01
+        print(
+            f"- Target 3, {titles[system]}: probe {float(p['probe_acc_after']):.3f} (chance {float(p['chance']):.2f}, "
+            f"input {float(p['probe_acc_input']):.3f}), F1 {f1:.3f} vs lambda 0 {base:.3f}: "
+            f"**{'met' if near and kept else 'missed'}**"
+        )
+    if args.fig2:
+        points = fig2_points(cells, titles)
+        os.makedirs(args.fig2, exist_ok=True)
+        fields = list(points[0]) if points else []
+        with open(os.path.join(args.fig2, "fig2_ner_all.csv"), "w", encoding="utf-8", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(points)
+        for rule in RULES:
+            mine = [p for p in points if p["selection_rule"] == rule]
+            if mine:
+                plot_data_fraction(mine, os.path.join(args.fig2, f"fig2_ner_all_{rule}.png"), "ner")
     return 0
 
 

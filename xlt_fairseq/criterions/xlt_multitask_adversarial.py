@@ -237,7 +237,7 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
             if phase == "critic":
                 # only the discriminator learns: features are computed without a graph
                 with torch.no_grad():
-                    pooled.append(model.pooled_features(**sub["net_input"], task=name))
+                    rows, sentence = model.adversarial_features(**sub["net_input"], task=name)
             else:
                 out, loss_sum, nll_sum, units = self._task_loss(model, name, sub)
                 term = self._weighted(name, loss_sum / max(units, 1), logging_output)
@@ -247,12 +247,14 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
                 logging_output[f"{name}_count"] = units
                 if nll_sum is not None:
                     logging_output["translation_nll_loss"] = nll_sum.data
-                pooled.append(out["pooled"])
+                rows, sentence = out["adversarial"] or (None, None)  # None: no discriminator
                 if evaluating:
                     self._add_metric_counts(logging_output, name, out, sub)
             logging_output["ntokens"] += sub["ntokens"]
             logging_output["nsentences"] += sub["nsentences"]
-            adv_targets.append(sub[adv_key])
+            # sentence features, or token features each labelled with its sentence's class
+            pooled.append(rows)
+            adv_targets.append(sub[adv_key] if sentence is None else sub[adv_key][sentence])
 
         penalty = model.soft_sharing_penalty() if hasattr(model, "soft_sharing_penalty") else None
         if penalty is not None:

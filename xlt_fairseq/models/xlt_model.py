@@ -36,6 +36,7 @@ GRL_SCHEDULE_CHOICES = ChoiceEnum(["constant", "ganin"])
 SHARING_CHOICES = ChoiceEnum(["hard", "soft"])
 ADVERSARIAL_MODE_CHOICES = ChoiceEnum(["grl", "alternating"])
 ADVERSARIAL_TARGET_CHOICES = ChoiceEnum(["language", "domain"])
+ADVERSARIAL_FEATURES_CHOICES = ChoiceEnum(["pooled", "token"])
 SENTENCE_POOLING_CHOICES = ChoiceEnum(["mean", "first"])
 
 
@@ -80,6 +81,14 @@ class XLTModelConfig(FairseqDataclass):
     )
     adversarial_target: ADVERSARIAL_TARGET_CHOICES = field(
         default="language", metadata={"help": "what the discriminator predicts: the language or the domain"}
+    )
+    adversarial_features: ADVERSARIAL_FEATURES_CHOICES = field(
+        default="pooled",
+        metadata={
+            "help": "what the discriminator reads: pooled: each sentence's mean feature vector; token: the "
+            "feature vector of every non-padding token, labelled with its sentence's language/domain (the "
+            "reversed gradient then reaches each token's representation, which a token tagger reads)"
+        },
     )
     adversarial_mode: ADVERSARIAL_MODE_CHOICES = field(
         default="grl",
@@ -227,9 +236,26 @@ class XLTModel(BaseFairseqModel):
         return self.encoder.soft_sharing_penalty()
 
     def pooled_features(self, src_tokens, src_lengths=None, task="ner", **unused):
-        """The discriminator's input for a batch of ``task``, without running the head."""
+        """The sentences' mean feature vectors of a batch of ``task`` (B x C), without running the head."""
         hidden, padding_mask = self.encoder.hidden_states(src_tokens, src_lengths, task)
         return masked_mean(self.encoder.feature_extractor(hidden), padding_mask)
+
+    def adversarial_features(self, src_tokens, src_lengths=None, task="ner", **unused):
+        """The discriminator's input for a batch of ``task``, without running the head:
+        see :meth:`_adversarial_inputs`."""
+        hidden, padding_mask = self.encoder.hidden_states(src_tokens, src_lengths, task)
+        return self._adversarial_inputs(self.encoder.feature_extractor(hidden), padding_mask)
+
+    def _adversarial_inputs(self, features, padding_mask):
+        """``(rows, sentence)``: with ``--adversarial-features pooled`` the sentences' mean
+        feature vectors (B x C) and None; with ``token`` every non-padding token's feature
+        vector (N x C) and the index of its sentence in the batch (N), whose label it takes."""
+        if getattr(self.cfg, "adversarial_features", "pooled") != "token":
+            return masked_mean(features, padding_mask), None
+        if padding_mask is None:
+            padding_mask = features.new_zeros(features.shape[:2], dtype=torch.bool)
+        keep = ~padding_mask
+        return features[keep], keep.nonzero()[:, 0]
 
     @classmethod
     def build_model(cls, cfg: XLTModelConfig, task):
@@ -323,7 +349,8 @@ class XLTModel(BaseFairseqModel):
         Returns:
             dict: ``logits`` (B x T x labels for tagging, B x classes for
             classification, masked positions x vocab for mlm, B x T' x vocab for
-            translation), ``pooled`` (B x feature dim) for the discriminator, and
+            translation), ``pooled`` (B x feature dim), ``adversarial`` (the
+            discriminator's input, :meth:`_adversarial_inputs`), and
             ``decoder_extra`` for translation.
         """
         if task == "translation":
@@ -332,13 +359,18 @@ class XLTModel(BaseFairseqModel):
             encoder_out = self.encoder(src_tokens, src_lengths=src_lengths, task=task)
             logits, extra = self.decoder(prev_output_tokens, encoder_out=encoder_out, src_lengths=src_lengths)
             features = encoder_out["encoder_out"][0].transpose(0, 1)
-            pooled = masked_mean(features, encoder_out["encoder_padding_mask"][0])
-            return {"logits": logits, "decoder_extra": extra, "pooled": pooled}
+            padding_mask = encoder_out["encoder_padding_mask"][0]
+            return {
+                "logits": logits,
+                "decoder_extra": extra,
+                "pooled": masked_mean(features, padding_mask),
+                "adversarial": self._adversarial_inputs(features, padding_mask),
+            }
 
         hidden, padding_mask = self.encoder.hidden_states(src_tokens, src_lengths, task)
         if task == "mlm" and self.discriminator is None:
             # on the masked-LM path the feature extractor feeds only the discriminator
-            return {"logits": self.encoder.lm_head(hidden, masked_tokens), "pooled": None}
+            return {"logits": self.encoder.lm_head(hidden, masked_tokens), "pooled": None, "adversarial": None}
         features = self.encoder.feature_extractor(hidden)
         if task == "mlm":
             logits = self.encoder.lm_head(hidden, masked_tokens)
@@ -346,7 +378,11 @@ class XLTModel(BaseFairseqModel):
             logits = self.heads[task](features, padding_mask)
         else:
             raise ValueError(f"this model has no head for task {task!r} (heads: {list(self.heads.keys())})")
-        return {"logits": logits, "pooled": masked_mean(features, padding_mask)}
+        return {
+            "logits": logits,
+            "pooled": masked_mean(features, padding_mask),
+            "adversarial": self._adversarial_inputs(features, padding_mask),
+        }
 
     def get_normalized_probs(self, net_output, log_probs, sample=None):
         return self.decoder.get_normalized_probs(net_output, log_probs, sample)
