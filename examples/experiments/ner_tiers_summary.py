@@ -3,7 +3,7 @@ language's reporting half (mean over the seeds run), the mean over sw/yo/zu, the
 over every tier.
 
     python examples/experiments/ner_tiers_summary.py runs/tiers_c/results.jsonl runs/tiers_d/results.jsonl \
-        [--previous docs/results/2026-12-02a] [--probe docs/results/probe.csv] [--fig2 docs/results] > summary.md
+        [--previous docs/results] [--probe docs/results/probe.csv] [--fig2 docs/results] > summary.md
 
 ``--previous`` adds the cells of an earlier part of the grid from its report folder (``table1_ner.csv``: F1 per
 language, mean ± std over its seeds; ``fig2_ner.csv``: the mean over sw/yo/zu with its std over seeds), for the

@@ -1,0 +1,71 @@
+# This source code is licensed under the MIT license found in the
+# LICENSE file in the root directory of this source tree.
+"""examples/experiments/ner_tiers_summary.py: the tables, targets and Figure 2 of docs/results.md from results
+files, completed by an earlier part of the grid whose results files are gone (its report folder's CSVs)."""
+
+import csv
+import importlib.util
+import json
+import os
+
+import pytest
+
+from tests.utils import REPO
+
+
+def _summary():
+    path = os.path.join(REPO, "examples", "experiments", "ner_tiers_summary.py")
+    spec = importlib.util.spec_from_file_location("ner_tiers_summary", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(system, scenario, lang, seed, f1, rule="target-dev", order=1):
+    return {
+        "run_id": f"{scenario}/ner/{system}-{lang}/seed{seed}", "test_set": f"ner/{lang}", "selection_rule": rule,
+        "system": system, "system_title": system.title(), "system_order": order, "scenario": scenario,
+        "lang": lang, "seed": seed, "metrics": {"f1": f1},
+    }
+
+
+def _write_csv(path, rows):
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_summary_merges_an_earlier_part_and_plots_every_tier(tmp_path, capsys):
+    rows = [_row("monolingual", "tier-1pct", lang, 1, f1) for lang, f1 in (("yo", 0.4), ("zu", 0.5))]
+    rows += [_row("full", "tier-10pct", lang, s, 0.5 + 0.1 * s, order=6) for lang in ("sw", "yo", "zu") for s in (1, 2)]
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    t1 = dict(table="table1_ner", task="ner", selection_rule="target-dev", tier="low", metric="f1", std="", n=1,
+              seeds="1", rel_impr_vs_mono_pct="")
+    _write_csv(earlier / "table1_ner.csv", [
+        dict(t1, scenario="tier-1pct", system="monolingual", system_title="Monolingual", lang="sw", mean=0.9),
+        # the results file has yo: its value wins over the earlier part's
+        dict(t1, scenario="tier-1pct", system="monolingual", system_title="Monolingual", lang="yo", mean=0.1),
+    ] + [dict(t1, scenario="tier-100pct", system="full", system_title="Full", lang=lang, mean=m, std=0.01, n=3,
+              seeds="1 2 3") for lang, m in (("sw", 0.7), ("yo", 0.5), ("zu", 0.6))])
+    _write_csv(earlier / "fig2_ner.csv", [
+        dict(task="ner", selection_rule="target-dev", system="full", system_title="Full", scenario="tier-100pct",
+             percent_training_data=100.0, metric="f1", mean=0.6, std=0.02, n=3),
+    ])
+    out = tmp_path / "fig"
+    assert _summary().main([str(results), "--previous", str(earlier), "--fig2", str(out)]) == 0
+    text = capsys.readouterr().out
+    # mixed cell: sw from the earlier part, yo and zu from the results: the mean of the three languages
+    mono = next(line for line in text.splitlines() if "tier-1pct | target-dev | Monolingual" in line)
+    assert "0.900 (1) †" in mono and "0.400 (1) |" in mono and f"**{(0.9 + 0.4 + 0.5) / 3:.3f} (1) †**" in mono
+    full10 = next(line for line in text.splitlines() if "tier-10pct | target-dev" in line)
+    assert "**0.650 ± 0.071 (2)**" in full10  # per-seed means 0.6 and 0.7
+    full100 = next(line for line in text.splitlines() if "tier-100pct | target-dev" in line)
+    assert "**0.600 ± 0.020 (3) †**" in full100  # the earlier part's own mean and std over seeds
+    with open(out / "fig2_ner_all.csv", encoding="utf-8") as f:
+        points = {(p["system"], float(p["percent_training_data"])): float(p["mean"]) for p in csv.DictReader(f)}
+    assert points == pytest.approx({("monolingual", 1.0): 0.6, ("full", 10.0): 0.65, ("full", 100.0): 0.6})
+    assert (out / "fig2_ner_all_target-dev.png").stat().st_size > 0
