@@ -69,3 +69,18 @@ def test_summary_merges_an_earlier_part_and_plots_every_tier(tmp_path, capsys):
         points = {(p["system"], float(p["percent_training_data"])): float(p["mean"]) for p in csv.DictReader(f)}
     assert points == pytest.approx({("monolingual", 1.0): 0.6, ("full", 10.0): 0.65, ("full", 100.0): 0.6})
     assert (out / "fig2_ner_all_target-dev.png").stat().st_size > 0
+
+
+def test_summary_reads_the_time_per_run_off_the_queue_logs(tmp_path, capsys):
+    log = tmp_path / "tiers_x" / "queue.log"
+    log.parent.mkdir()
+    log.write_text(
+        "start tier-1pct/ner/full/seed1 17:38:07\nsome training output\n"
+        "time tier-1pct/ner/full/seed1 wall=600.0 user=540.0 sys=30.0 maxrss_kb=2097152\n"
+        "time tier-1pct/ner/multitask/seed1 wall=1200.0 user=1170.0 sys=0.0 maxrss_kb=1048576\n",
+        encoding="utf-8",
+    )
+    assert _summary().main(["--times", str(log)]) == 0
+    text = capsys.readouterr().out
+    assert "| `tier-1pct/ner/full/seed1` | tiers_x | 10.0 min | 9.5 min | 2.0 GiB |" in text
+    assert "| **all** | | **0.50 h** | **0.49 h** | |" in text

@@ -112,13 +112,37 @@ def fig2_points(cells, titles):
     return points
 
 
+def print_times(logs):
+    """The table of wall time, CPU time and peak memory per run, from run_queue.sh's /usr/bin/time lines."""
+    print("| run | queue | wall | CPU (user + sys) | peak RSS |")
+    print("|---|---|---|---|---|")
+    wall_all = cpu_all = 0.0
+    for log in logs:
+        queue = os.path.basename(os.path.dirname(os.path.abspath(log)))
+        with open(log, encoding="utf-8") as f:
+            for line in f:
+                if not line.startswith("time "):
+                    continue
+                _, run, *fields = line.split()
+                values = dict(field.split("=") for field in fields)
+                wall, cpu = float(values["wall"]), float(values["user"]) + float(values["sys"])
+                wall_all, cpu_all = wall_all + wall, cpu_all + cpu
+                print(f"| `{run}` | {queue} | {wall / 60:.1f} min | {cpu / 60:.1f} min | "
+                      f"{int(values['maxrss_kb']) / 2**20:.1f} GiB |")
+    print(f"| **all** | | **{wall_all / 3600:.2f} h** | **{cpu_all / 3600:.2f} h** | |")
+    print()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="*")
     parser.add_argument("--previous", action="append", default=[], help="an earlier part's report folder")
     parser.add_argument("--probe", action="append", default=[], help="a report's probe.csv (target 3)")
     parser.add_argument("--fig2", help="folder for fig2_ner_all.csv and fig2_ner_all_<rule>.png over every tier")
+    parser.add_argument("--times", action="append", default=[], help="a run_queue.sh queue.log: the time per run")
     args = parser.parse_args(argv)
+    if args.times:
+        print_times(args.times)
     rows = load_many(args.results) if args.results else []
     cells = cells_of(rows)
     titles = {r["system"]: r["system_title"] for r in rows}
