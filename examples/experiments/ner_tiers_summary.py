@@ -152,6 +152,8 @@ def main(argv=None):
         order += [s for s in dict.fromkeys(r["system"] for r in _read_csv(os.path.join(folder, "table1_ner.csv")))
                   if s not in order]
     order.sort(key=lambda s: (PAPER_SYSTEMS.index(s) if s in PAPER_SYSTEMS else len(PAPER_SYSTEMS)))
+    if not cells:
+        return 0
     print("| tier | rule | system | en | sw | yo | zu | **mean sw/yo/zu** (seeds) |")
     print("|---|---|---|---|---|---|---|---|")
     for tier in TIERS:
