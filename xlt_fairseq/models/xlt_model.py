@@ -37,6 +37,7 @@ SHARING_CHOICES = ChoiceEnum(["hard", "soft"])
 ADVERSARIAL_MODE_CHOICES = ChoiceEnum(["grl", "alternating"])
 ADVERSARIAL_TARGET_CHOICES = ChoiceEnum(["language", "domain"])
 ADVERSARIAL_FEATURES_CHOICES = ChoiceEnum(["pooled", "token"])
+DISCRIMINATOR_INPUT_NORM_CHOICES = ChoiceEnum(["none", "batch"])
 SENTENCE_POOLING_CHOICES = ChoiceEnum(["mean", "first"])
 
 
@@ -73,6 +74,14 @@ class XLTModelConfig(FairseqDataclass):
     )
     discriminator_hidden_dim: int = field(
         default=256, metadata={"help": "width of the discriminator's two hidden layers"}
+    )
+    discriminator_input_norm: DISCRIMINATOR_INPUT_NORM_CHOICES = field(
+        default="none",
+        metadata={
+            "help": "batch: standardise each input dimension of the discriminator over the batch (no learnt "
+            "scale), so that it reads low-variance directions as a standardised probe does and the encoder "
+            "cannot hide the language by scale (docs/results.md, the adversarial branch as a mechanism)"
+        },
     )
     grl_lambda: float = field(default=0.01, metadata={"help": "gradient reversal strength (lambda)"})
     grl_schedule: GRL_SCHEDULE_CHOICES = field(
@@ -322,6 +331,7 @@ class XLTModel(BaseFairseqModel):
                 grl_schedule=cfg.grl_schedule,
                 max_update=safe_getattr(cfg, "max_update", 0),
                 dropout=cfg.pooler_dropout,
+                input_norm=safe_getattr(cfg, "discriminator_input_norm", "none"),
             )
         return cls(cfg, encoder, decoder, heads, discriminator)
 

@@ -88,9 +88,26 @@ class SentenceClassificationHead(nn.Module):
         return self.out_proj(self.dropout(pooled))
 
 
+class Standardizer(nn.BatchNorm1d):
+    """Each input dimension standardised over the batch (running statistics at
+    evaluation), with no learnt scale: a discriminator behind it reads every
+    direction of its input at unit variance, as a standardised probe does, so the
+    encoder cannot hide the language by shrinking it under a few large directions.
+    A one-example training batch has no statistics of its own: the running ones serve."""
+
+    def __init__(self, dim):
+        super().__init__(dim, affine=False)
+
+    def forward(self, x):
+        if self.training and x.size(0) < 2:
+            return F.batch_norm(x, self.running_mean, self.running_var, training=False, eps=self.eps)
+        return super().forward(x)
+
+
 class Discriminator(nn.Module):
     """Language/domain discriminator with two hidden layers behind a gradient
-    reversal layer (paper section "Adversarial Training Module")."""
+    reversal layer (paper section "Adversarial Training Module"); with
+    ``input_norm="batch"`` its input is standardised first (:class:`Standardizer`)."""
 
     def __init__(
         self,
@@ -101,9 +118,11 @@ class Discriminator(nn.Module):
         grl_schedule="constant",
         max_update=0,
         dropout=0.1,
+        input_norm="none",
     ):
         super().__init__()
         self.grl = GradientReversal(grl_lambda, grl_schedule, max_update)
+        self.norm = Standardizer(input_dim) if input_norm == "batch" else None
         self.layers = nn.Sequential(
             nn.Linear(input_dim, hidden_dim),
             nn.ReLU(),
@@ -121,12 +140,13 @@ class Discriminator(nn.Module):
     def forward(self, pooled, reverse: bool = True):
         """Logits over languages/domains. With ``reverse`` (the default) the
         gradient reaching ``pooled`` is reversed and scaled by lambda."""
-        return self.layers(self.grl(pooled) if reverse else pooled)
+        x = self.grl(pooled) if reverse else pooled
+        return self.layers(x if self.norm is None else self.norm(x))
 
     def forward_frozen(self, pooled):
         """Logits computed with detached weights: gradients reach ``pooled`` (unreversed)
         but not the discriminator (the encoder step of alternating training)."""
-        x = pooled
+        x = pooled if self.norm is None else self.norm(pooled)
         for module in self.layers:
             if isinstance(module, nn.Linear):
                 x = F.linear(x, module.weight.detach(), module.bias.detach())
