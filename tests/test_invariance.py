@@ -40,3 +40,25 @@ def test_input_probe_reads_the_language_from_the_word_pieces(tmp_path):
     x = rng.normal(size=(len(langs), 8))
     np.savez(path, before=x, after=x, langs=np.array(langs), pieces=pieces, offsets=offsets)
     assert abs(measure(path)["probe_acc_input"] - 0.5) < 0.15
+
+
+def test_raw_probe_and_variance_share_tell_hidden_by_scale_from_removed(tmp_path):
+    """Language in one direction of tiny variance under a few huge directions: the standardised
+    probe finds it, the raw probe does not, and the top-5 variance share is near 1."""
+    from xlt_fairseq.invariance import top_variance_share
+
+    rng = np.random.default_rng(0)
+    langs = ["en", "sw"] * 100
+    y = np.array([0.0, 1.0] * 100)
+    big = rng.normal(size=(200, 3)) * 1000.0
+    small = rng.normal(size=(200, 13)) * 1e-3
+    small[:, 0] = (y - 0.5) * 2e-3 + rng.normal(size=200) * 1e-4  # the language, at tiny scale
+    hidden = np.concatenate([big, small], axis=1)
+    assert probe_accuracy(hidden, langs) > 0.95
+    assert probe_accuracy(hidden, langs, standardise=False) < 0.7
+    assert top_variance_share(hidden) > 0.99
+    assert top_variance_share(rng.normal(size=(200, 16))) < 0.6
+    path = str(tmp_path / "features.npz")
+    np.savez(path, before=rng.normal(size=(200, 16)), after=hidden, langs=np.array(langs))
+    m = measure(path)
+    assert m["probe_acc_after"] > 0.95 and m["probe_acc_raw_after"] < 0.7 and m["top5_variance_after"] > 0.99

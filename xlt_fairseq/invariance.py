@@ -14,7 +14,12 @@ sentences before and after training, with their languages):
 - **input probe accuracy**: the same probe on the sentences' bags of word pieces
   (the model's input, no model at all): how much of the language any
   representation that keeps the words must carry. Where it is near 1, a
-  sentence feature can only be language-invariant by losing what the words are.
+  sentence feature can only be language-invariant by losing what the words are;
+- **raw probe accuracy** (after training): the probe without standardising the
+  features, and the **share of the variance in the top 5 principal directions**:
+  an encoder can fool a discriminator by shrinking the language into directions
+  of tiny variance under a few huge ones (the raw probe then fails, the
+  standardised one does not): docs/results.md measured exactly that.
 """
 
 import json
@@ -29,10 +34,24 @@ PROBE_FIELDS = (
     "probe_acc_after",
     "silhouette_before",
     "silhouette_after",
+    "probe_acc_raw_after",
+    "top5_variance_before",
+    "top5_variance_after",
 )
 
 
-def probe_accuracy(x: np.ndarray, langs: Sequence[str], folds: int = 5, seed: int = 1) -> float:
+def top_variance_share(x: np.ndarray, k: int = 5) -> float:
+    """The share of the total variance of ``x`` (N x C) in its ``k`` largest principal directions."""
+    x = np.asarray(x, dtype=np.float64)
+    values = np.linalg.eigvalsh(np.cov(x, rowvar=False))[::-1]
+    return float(values[:k].sum() / max(values.sum(), 1e-12))
+
+
+def probe_accuracy(
+    x: np.ndarray, langs: Sequence[str], folds: int = 5, seed: int = 1, standardise: bool = True
+) -> float:
+    """Held-out accuracy of a logistic-regression language probe on ``x`` (standardised
+    per dimension first, unless ``standardise`` is False)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
@@ -43,6 +62,8 @@ def probe_accuracy(x: np.ndarray, langs: Sequence[str], folds: int = 5, seed: in
         return float("nan")
     folds = max(2, min(folds, int(min(np.unique(y, return_counts=True)[1]))))
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    if not standardise:
+        probe = LogisticRegression(max_iter=2000)
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return float(np.mean(cross_val_score(probe, np.asarray(x, dtype=np.float64), y, cv=cv)))
 
@@ -79,6 +100,8 @@ def measure(features_path: str) -> Dict[str, float]:
         x = np.asarray(data[which], dtype=np.float64)
         out[f"probe_acc_{which}"] = probe_accuracy(x, langs)
         out[f"silhouette_{which}"] = silhouette_by_language(x, langs)
+        out[f"top5_variance_{which}"] = top_variance_share(x)
+    out["probe_acc_raw_after"] = probe_accuracy(np.asarray(data["after"], dtype=np.float64), langs, standardise=False)
     if "meta" in data:
         out["meta"] = json.loads(str(data["meta"]))
     return out

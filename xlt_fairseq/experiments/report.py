@@ -334,17 +334,22 @@ def make_report(results_path, out_dir: Optional[str] = None, figures: bool = Tru
             "Figure 3 (5-fold, held-out accuracy; chance = 1 / languages), before and after training "
             "(`xlt_fairseq/invariance.py`). Unlike the discriminator's own accuracy above, it shows whether the "
             "language is still *in* the features. The input probe is the same probe on the sentences' bags of "
-            "word pieces (no model): the language any representation that keeps the words carries.",
+            "word pieces (no model): the language any representation that keeps the words carries. The raw "
+            "probe is the probe after training without standardising the features, and the top-5 variance the "
+            "share of the features' variance in their 5 largest principal directions: a raw probe far below the "
+            "standardised one with the variance in a few directions means the language was hidden by scale, "
+            "not removed.",
             "",
-            "| system | scenario | seed | chance | input probe | probe before | probe after | silhouette before | "
-            "silhouette after |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| system | scenario | seed | chance | input probe | probe before | probe after | raw probe after | "
+            "top-5 variance before → after | silhouette before | silhouette after |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for p in probe_rows:
             md.append(
                 f"| {p['system_title']} | {p['scenario']} | {p['seed']} | {p['chance']:.2f} | "
                 f"{p['probe_acc_input']:.3f} | "
-                f"{p['probe_acc_before']:.3f} | {p['probe_acc_after']:.3f} | {p['silhouette_before']:.3f} | "
+                f"{p['probe_acc_before']:.3f} | {p['probe_acc_after']:.3f} | {p['probe_acc_raw_after']:.3f} | "
+                f"{p['top5_variance_before']:.3f} → {p['top5_variance_after']:.3f} | {p['silhouette_before']:.3f} | "
                 f"{p['silhouette_after']:.3f} |"
             )
         write_csv(os.path.join(out_dir, "probe.csv"), probe_rows, list(probe_rows[0]))
