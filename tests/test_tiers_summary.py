@@ -84,3 +84,30 @@ def test_summary_reads_the_time_per_run_off_the_queue_logs(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "| `tier-1pct/ner/full/seed1` | tiers_x | 10.0 min | 9.5 min | 2.0 GiB |" in text
     assert "| **all** | | **0.50 h** | **0.48 h** | |" in text
+
+
+def test_an_earlier_single_seed_joins_the_later_seeds_of_its_cell(tmp_path, capsys):
+    # the earlier part ran seed 1 of every language (its results file is gone); this part runs seeds 2 and 3
+    rows = [_row("monolingual", "tier-100pct", lang, s, f1) for s in (2, 3)
+            for lang, f1 in (("sw", 0.8), ("yo", 0.5), ("zu", 0.5))]
+    rows.append(_row("monolingual", "tier-100pct", "sw", 1, 0.7))  # seed 1 of sw rerun here: it wins
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    t1 = dict(table="table1_ner", task="ner", scenario="tier-100pct", selection_rule="target-dev",
+              system="monolingual", system_title="Monolingual", tier="low", metric="f1", std="", n=1, seeds="1",
+              rel_impr_vs_mono_pct="")
+    _write_csv(earlier / "table1_ner.csv", [dict(t1, lang="sw", mean=0.1), dict(t1, lang="yo", mean=0.2),
+                                            dict(t1, lang="zu", mean=0.2)])
+    _write_csv(earlier / "fig2_ner.csv", [
+        dict(task="ner", selection_rule="target-dev", system="monolingual", system_title="Monolingual",
+             scenario="tier-100pct", percent_training_data=100.0, metric="f1", mean=0.5, std="", n=1),
+    ])
+    assert _summary().main([str(results), "--previous", str(earlier)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "tier-100pct | target-dev | Monolingual" in x)
+    cells = [c.strip() for c in line.split("|")]
+    assert cells[5] == "0.767 ± 0.058 (3)"  # sw: 0.7 (rerun), 0.8, 0.8; not the earlier 0.1
+    assert cells[6] == "0.400 ± 0.173 (3) †"  # yo: the earlier seed 1 (0.2) with seeds 2 and 3 (0.5)
+    # per-seed means over sw/yo/zu: seed 1 (0.7 + 0.2 + 0.2) / 3 = 0.367, seeds 2 and 3: 0.6
+    assert cells[8] == "**0.522 ± 0.135 (3) †**"

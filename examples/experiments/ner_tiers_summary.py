@@ -8,7 +8,9 @@ over every tier.
 ``--previous`` adds the cells of an earlier part of the grid from its report folder (``table1_ner.csv``: F1 per
 language, mean ± std over its seeds; ``fig2_ner.csv``: the mean over sw/yo/zu with its std over seeds), for the
 (tier, rule, system, language) cells the results files do not have: parts of a grid whose results files are gone
-still count, marked †. A cell mixing sources takes the mean of its languages' means (no std).
+still count, marked †. A single-seed cell of the earlier part is that seed's score, so it joins the results files'
+seeds of the same cell (a seed's mean over sw/yo/zu, then mean ± std over seeds); a cell still mixing sources takes
+the mean of its languages' means (no std).
 """
 
 import argparse
@@ -41,19 +43,40 @@ class Cell:
 
 def cells_of(rows):
     by = defaultdict(lambda: defaultdict(dict))
+    earlier = set()  # (key, lang): a value from an earlier part's report folder
     for r in rows:
-        by[(r["scenario"], r["selection_rule"], r["system"])][r["lang"]][r["seed"]] = r["metrics"]["f1"]
+        key = (r["scenario"], r["selection_rule"], r["system"])
+        by[key][r["lang"]][r["seed"]] = r["metrics"]["f1"]
+        if r.get("earlier"):
+            earlier.add((key, r["lang"]))
     out = {}
     for key, langs in by.items():
         c = out[key] = Cell()
         for lang, seeds in langs.items():
             m, s = _mean_std(list(seeds.values()))
-            c.langs[lang] = (m, s, len(seeds), False)
+            c.langs[lang] = (m, s, len(seeds), (key, lang) in earlier)
         # a per-language system (monolingual) has one run per language: a seed's mean is over those runs
         common = set.intersection(*(set(langs.get(lang, {})) for lang in LOW))
         if common:
             m, s = _mean_std([statistics.mean(langs[lang][seed] for lang in LOW) for seed in sorted(common)])
-            c.mean = (m, s, len(common), False)
+            c.mean = (m, s, len(common), any((key, lang) in earlier for lang in LOW))
+    return out
+
+
+def earlier_rows(rows, folder):
+    """The earlier part's single-seed cells (table1_ner.csv rows with n = 1) as result rows, where the results
+    files lack that (tier, rule, system, language, seed): that seed's score, so later seeds of the cell join it."""
+    have = {(r["scenario"], r["selection_rule"], r["system"], r["lang"], r["seed"]) for r in rows}
+    out = []
+    for r in _read_csv(os.path.join(folder, "table1_ner.csv")):
+        if r["metric"] != "f1" or int(r["n"]) != 1:
+            continue
+        seed = int(r["seeds"])
+        if (r["scenario"], r["selection_rule"], r["system"], r["lang"], seed) in have:
+            continue
+        out.append({"scenario": r["scenario"], "selection_rule": r["selection_rule"], "system": r["system"],
+                    "system_title": r["system_title"], "lang": r["lang"], "seed": seed,
+                    "metrics": {"f1": float(r["mean"])}, "earlier": True})
     return out
 
 
@@ -144,9 +167,11 @@ def main(argv=None):
     if args.times:
         print_times(args.times)
     rows = load_many(args.results) if args.results else []
+    order = list(dict.fromkeys(r["system"] for r in sorted(rows, key=lambda r: r["system_order"])))
+    for folder in args.previous:
+        rows += earlier_rows(rows, folder)
     cells = cells_of(rows)
     titles = {r["system"]: r["system_title"] for r in rows}
-    order = list(dict.fromkeys(r["system"] for r in sorted(rows, key=lambda r: r["system_order"])))
     for folder in args.previous:
         add_previous(cells, titles, folder)
         order += [s for s in dict.fromkeys(r["system"] for r in _read_csv(os.path.join(folder, "table1_ner.csv")))
