@@ -111,3 +111,22 @@ def test_an_earlier_single_seed_joins_the_later_seeds_of_its_cell(tmp_path, caps
     assert cells[6] == "0.400 ± 0.173 (3) †"  # yo: the earlier seed 1 (0.2) with seeds 2 and 3 (0.5)
     # per-seed means over sw/yo/zu: seed 1 (0.7 + 0.2 + 0.2) / 3 = 0.367, seeds 2 and 3: 0.6
     assert cells[8] == "**0.522 ± 0.135 (3) †**"
+
+
+def test_target_3_averages_the_probe_over_seeds_against_lambda_0(tmp_path, capsys):
+    rows = [_row(system, "tier-1pct", lang, s, f1) for s in (1, 2) for lang in ("sw", "yo", "zu")
+            for system, f1 in (("grl_lambda_0", 0.60), ("grl_lambda_1", 0.595), ("grl_lambda_9", 0.40))]
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    probe = dict(scenario="tier-1pct", chance=0.25, probe_acc_input=0.97, probe_acc_before=0.99)
+    _write_csv(tmp_path / "a.csv", [dict(probe, system="grl_lambda_1", seed=1, probe_acc_after=0.30),
+                                    dict(probe, system="grl_lambda_9", seed=1, probe_acc_after=0.26),
+                                    dict(probe, system="grl_lambda_0", seed=1, probe_acc_after=0.98)])
+    _write_csv(tmp_path / "b.csv", [dict(probe, system="grl_lambda_1", seed=2, probe_acc_after=0.36)])
+    assert _summary().main([str(results), "--probe", str(tmp_path / "a.csv"), "--probe", str(tmp_path / "b.csv")]) == 0
+    lines = {x.split(":")[0]: x for x in capsys.readouterr().out.splitlines() if x.startswith("- Target 3")}
+    # seeds 1 and 2: 0.33 <= chance + 0.10, F1 0.595 within 0.01 of lambda 0's 0.600
+    assert "probe 0.330 (2 seeds; chance 0.25), F1 0.595 (2 seeds) vs lambda 0 0.600 (2): **met**" in \
+        lines["- Target 3, Grl_Lambda_1"]
+    assert lines["- Target 3, Grl_Lambda_9"].endswith("**missed**")  # near chance, but the F1 is lost
+    assert lines["- Target 3, Grl_Lambda_0"].endswith("**missed**")  # the language stays
