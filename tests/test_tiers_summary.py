@@ -124,9 +124,13 @@ def test_target_3_averages_the_probe_over_seeds_against_lambda_0(tmp_path, capsy
                                     dict(probe, system="grl_lambda_0", seed=1, probe_acc_after=0.98)])
     _write_csv(tmp_path / "b.csv", [dict(probe, system="grl_lambda_1", seed=2, probe_acc_after=0.36)])
     assert _summary().main([str(results), "--probe", str(tmp_path / "a.csv"), "--probe", str(tmp_path / "b.csv")]) == 0
-    lines = {x.split(":")[0]: x for x in capsys.readouterr().out.splitlines() if x.startswith("- Target 3")}
+    out = capsys.readouterr().out
+    lines = {x.split(":")[0]: x for x in out.splitlines() if x.startswith("- Target 3")}
     # seeds 1 and 2: 0.33 <= chance + 0.10, F1 0.595 within 0.01 of lambda 0's 0.600
     assert "probe 0.330 (2 seeds; chance 0.25), F1 0.595 (2 seeds) vs lambda 0 0.600 (2): **met**" in \
         lines["- Target 3, Grl_Lambda_1"]
     assert lines["- Target 3, Grl_Lambda_9"].endswith("**missed**")  # near chance, but the F1 is lost
     assert lines["- Target 3, Grl_Lambda_0"].endswith("**missed**")  # the language stays
+    # the sweep's table: each measure averaged over the system's seeds; one no probe.csv has is shown as –
+    assert "| Grl_Lambda_1 | 0.595 (2) | 0.330 | – | – | – (2) |" in out
+    assert "| Grl_Lambda_0 | 0.600 (2) | 0.980 | – | – | – (1) |" in out

@@ -156,6 +156,31 @@ def print_times(logs):
     print()
 
 
+SWEEP_FIELDS = (  # probe.csv column, heading: per system the mean over its seeds' rows
+    ("probe_acc_after", "probe after"),
+    ("probe_acc_raw_after", "raw probe after"),
+    ("top5_variance_after", "top-5 variance after"),
+    ("silhouette_after", "silhouette after"),
+)
+
+
+def print_sweep(probes, titles, mean_of):
+    """The lambda sweep's table: per system with features at 1 %, the mean F1 on sw/yo/zu (target-dev) and the
+    mean over its seeds of each language-invariance measure (a measure an older probe.csv lacks: –)."""
+    print()
+    print("| system (1 %) | mean F1 sw/yo/zu (seeds) | " + " | ".join(h for _, h in SWEEP_FIELDS) + " (seeds) |")
+    print("|---|---|" + "---|" * len(SWEEP_FIELDS))
+    for system, seeds in probes.items():
+        f1, n = mean_of("tier-1pct", "target-dev", system)
+        cols = []
+        for field, _ in SWEEP_FIELDS:
+            values = [float(p[field]) for p in seeds.values() if p.get(field) not in (None, "")]
+            cols.append(f"{statistics.mean(values):.3f}" if values else "–")
+        f1_text = "–" if f1 is None else f"{f1:.3f} ({n})"
+        print(f"| {titles.get(system, system)} | {f1_text} | " + " | ".join(cols) + f" ({len(seeds)}) |")
+    print()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="*")
@@ -242,6 +267,8 @@ def main(argv=None):
             f"- Target 3, {titles[system]}: probe {acc:.3f} ({len(seeds)} seeds; chance {chance:.2f}), "
             f"F1 {f1:.3f} ({n} seeds) vs lambda 0 {base:.3f} ({n_base}): **{'met' if near and kept else 'missed'}**"
         )
+    if probes:
+        print_sweep(probes, titles, mean_of)
     if args.fig2:
         points = fig2_points(cells, titles)
         os.makedirs(args.fig2, exist_ok=True)
