@@ -246,7 +246,12 @@ def test_check_data_root_walks_auxiliary_tagging_folders(two_encoders, tmp_path,
 
 
 _SLOW_CHILD = """
-import os, sys, time
+import os, signal, sys, time
+# Ctrl-C as in a terminal: a shell starts a background job (`make test &`, a CI runner) with SIGINT ignored,
+# and Python then installs no KeyboardInterrupt handler; the child would sleep through the test's Ctrl-C
+signal.signal(signal.SIGINT, signal.default_int_handler)
+if os.environ["XLT_TEST_NOHUP"]:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
 from xlt_fairseq.data import pool
 original = pool.JOBS["tagged"]
 def slow(*a, **k):
@@ -260,9 +265,9 @@ sys.exit(preprocess.main(sys.argv[1:]))
 """
 
 
-def _start_slow(tmp_path, args):
+def _start_slow(tmp_path, args, nohup=False):
     ready = str(tmp_path / "ready")
-    env = dict(os.environ, XLT_TEST_READY=ready, OMP_NUM_THREADS="1")
+    env = dict(os.environ, XLT_TEST_READY=ready, OMP_NUM_THREADS="1", XLT_TEST_NOHUP="1" if nohup else "")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.Popen(
         [sys.executable, "-c", _SLOW_CHILD, *args],
@@ -324,6 +329,40 @@ def test_ctrl_c_with_workers_stops_every_worker(two_encoders, tmp_path, presses)
         time.sleep(0.1)
     assert _gone(proc.pid), "a worker outlived the run"
     assert not os.path.exists(dest)
+
+
+def test_a_signal_the_process_ignores_stays_ignored():
+    # `nohup` ignores SIGHUP and a shell's background job ignores Ctrl-C: the cleanup handlers must not undo that
+    for sig, block in ((signal.SIGINT, staging.signals_deferred), (signal.SIGHUP, staging.signals_as_exceptions),
+                       (signal.SIGHUP, staging.signals_deferred)):
+        old = signal.signal(sig, signal.SIG_IGN)
+        try:
+            with block():
+                os.kill(os.getpid(), sig)
+                time.sleep(0.05)
+            assert signal.getsignal(sig) == signal.SIG_IGN
+        except (KeyboardInterrupt, staging.Interrupted):
+            pytest.fail(f"signal {sig}, which the process ignores, stopped it")
+        finally:
+            signal.signal(sig, old)
+    # one the process handles is still held back and raised at the end of the cleanup
+    with pytest.raises(staging.Interrupted):
+        with staging.signals_deferred():
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.05)
+
+
+def test_nohup_run_with_workers_survives_a_closed_terminal(two_encoders, tmp_path):
+    dest = str(tmp_path / "data")
+    args = ["ner", "--lang", "sw", "--encoder-dir", two_encoders["a"], "--destdir", dest]
+    proc = _start_slow(tmp_path, args + ["--train", two_encoders["ner"], "--workers", "2"], nohup=True)
+    os.killpg(proc.pid, signal.SIGHUP)  # the terminal closes: neither the run nor a worker may stop
+    time.sleep(1.0)
+    assert proc.poll() is None, proc.communicate()
+    os.killpg(proc.pid, signal.SIGINT)  # the workers are still there to be stopped cleanly
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert "interrupted (Ctrl-C); nothing was written" in err and "BrokenProcessPool" not in err
 
 
 def test_staging_left_by_a_killed_run_is_removed_by_the_next(two_encoders, tmp_path):

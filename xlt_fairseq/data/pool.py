@@ -35,10 +35,12 @@ def worker_encoder(encoder_dir) -> PieceEncoder:
 def _worker_init(encoder_dir):
     # Ctrl-C goes to the whole process group: the parent handles it and stops the workers;
     # a forked worker inherits the parent's SIGTERM handler, which must not turn the parent's
-    # terminate() into an exception the pool would catch and survive
+    # terminate() into an exception the pool would catch and survive; what the parent ignores
+    # (SIGHUP under nohup) the workers ignore too
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for s in TERMINATING:
-        signal.signal(s, signal.SIG_DFL)
+        if signal.getsignal(s) != signal.SIG_IGN:
+            signal.signal(s, signal.SIG_DFL)
     worker_encoder(encoder_dir)
 
 

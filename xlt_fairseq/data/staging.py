@@ -81,8 +81,10 @@ TERMINATING = (signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else 
 
 @contextlib.contextmanager
 def _handlers(signals, handler) -> Iterator[None]:
-    """``handler`` for ``signals`` within the block, the previous handlers after it."""
-    old = {s: signal.signal(s, handler) for s in signals}
+    """``handler`` for ``signals`` within the block, the previous handlers after it.
+    A signal the process ignores stays ignored: ``nohup`` (SIGHUP) and a shell's
+    background job (SIGINT) ask for that, and a closed terminal must not stop the run."""
+    old = {s: signal.signal(s, handler) for s in signals if signal.getsignal(s) != signal.SIG_IGN}
     try:
         yield
     finally:
