@@ -33,8 +33,11 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) scripts/demo.py --out demo_out
 
+# the test files spread over the cores (one file per worker at a time: its module fixtures are built once);
+# the slowest tests listed at the end
+TEST_WORKERS ?= auto
 test: $(VENV)/.installed
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations 10 tests
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/flake8 --max-line-length 127 xlt_fairseq scripts tests

@@ -38,7 +38,8 @@ EXTRAS = {
 }
 # the suite covers every extra, checks flake8 and builds the wheel (tests/test_packaging.py)
 EXTRAS["test"] = sorted(
-    {dep for deps in EXTRAS.values() for dep in deps} | {"pytest>=7", "hypothesis>=6", "flake8", "setuptools>=64", "wheel"}
+    {dep for deps in EXTRAS.values() for dep in deps}
+    | {"pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "flake8", "setuptools>=64", "wheel"}
 )
 
 

@@ -16,6 +16,7 @@ training (tsne.png) and prints a per-language table (results.md, results.json).
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -86,8 +87,19 @@ def preprocess(enc, data):
         ["translation", "--src-lang", "en", "--tgt-lang", "sw", "--train", f"{s}/mt/train", "--valid", f"{s}/mt/dev"],
         ["mlm", "--lang", "sw", "--train", f"{s}/mlm/sw.txt", "--tokens-per-sample", "64"],
     ]
-    for job in jobs:
-        run([PY, f"{HERE}/preprocess.py", *job, "--encoder-dir", enc, "--destdir", data])
+    from xlt_fairseq.cli import preprocess as tool
+
+    # in this process (an interpreter start per corpus was a third of the reduced demo's time); the tool's
+    # summary lines go to the log, its warnings to the console, as when it runs on its own
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    with open(f"{data}.log", "a", encoding="utf-8") as log:
+        for job in jobs:
+            args = [*job, "--encoder-dir", enc, "--destdir", data]
+            print("+ xlt-preprocess " + " ".join(args), flush=True)
+            with contextlib.redirect_stdout(log):
+                rc = tool.main(args)
+            if rc != 0:
+                sys.exit(f"command failed (exit {rc}): xlt-preprocess {' '.join(args)}")
 
 
 def _num(v):

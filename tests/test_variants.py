@@ -5,6 +5,7 @@ uncertainty task weighting and auxiliary tagging tasks."""
 
 import math
 import os
+import shutil
 
 import pytest
 import torch
@@ -107,15 +108,18 @@ def test_uncertainty_weights_move_apart_for_tasks_of_different_noise(tiny_data, 
 
 
 @pytest.fixture(scope="module")
-def pos_data(tiny_data):
+def pos_data(tiny_data, tmp_path_factory):
     """An auxiliary POS-like task in CoNLL-U (UPOS column), prepared with
-    ``scripts/preprocess.py tagging``: tags follow from the word class."""
+    ``scripts/preprocess.py tagging``: tags follow from the word class. Into a copy of
+    the session's data root, which other test files read as it is."""
     import random
 
     import preprocess
 
     rng = random.Random(5)
-    raw = os.path.join(tiny_data["tmp"], "raw-pos")
+    tmp = tmp_path_factory.mktemp("pos")
+    data, raw = str(tmp / "data"), str(tmp / "raw-pos")
+    shutil.copytree(tiny_data["data"], data)
     os.makedirs(raw, exist_ok=True)
     for lang in LANGS:
         args = [
@@ -127,7 +131,7 @@ def pos_data(tiny_data):
             "--encoder-dir",
             tiny_data["encoder"],
             "--destdir",
-            tiny_data["data"],
+            data,
         ]
         for split, n in (("train", 200), ("valid", 30)):
             path = os.path.join(raw, f"pos.{lang}.{split}.conllu")
@@ -142,7 +146,7 @@ def pos_data(tiny_data):
                     f.write("\n")
             args += [f"--{split}", path]
         assert preprocess.main(args) == 0
-    return tiny_data
+    return {**tiny_data, "data": data}
 
 
 def test_auxiliary_pos_task_trains_and_reports_accuracy(pos_data, tmp_path):
