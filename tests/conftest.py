@@ -15,8 +15,13 @@ USER_DIR = os.path.join(REPO, "xlt_fairseq")
 def pytest_configure(config):
     # torch's threads = the cores free now (at most the affinity's), as the plugin's
     # entry points do: a second busy process made 2-thread runs 20x slower
-    from xlt_fairseq.hardware import configure_threads
+    from xlt_fairseq.hardware import configure_threads, usable_cores
 
+    # pytest-xdist (make test): the cores shared out among the workers, for torch here and every subprocess a
+    # test starts; each worker counting the cores free at its start took them all (4 threads on 2 cores)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if workers > 1 and not os.environ.get("OMP_NUM_THREADS"):
+        os.environ["OMP_NUM_THREADS"] = str(max(1, usable_cores() // workers))
     configure_threads()
 
 
