@@ -216,6 +216,13 @@ class XLTModel(BaseFairseqModel):
 
         return from_pretrained(model_name_or_path, checkpoint_file, data_name_or_path, **kwargs)
 
+    def shared_parameters(self):
+        """The trainable parameters every task reaches: the encoder body and the feature extractor
+        (not the masked-LM head's own layers, the task heads, the decoder or the discriminator)."""
+        encoder = self.encoder
+        modules = [encoder.sentence_encoder, encoder.feature_extractor]
+        return [p for m in modules if m is not None for p in m.parameters() if p.requires_grad]
+
     def set_num_updates(self, num_updates):
         self.num_updates = num_updates
         super().set_num_updates(num_updates)
