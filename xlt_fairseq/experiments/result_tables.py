@@ -14,7 +14,7 @@ from collections import OrderedDict, defaultdict
 from typing import List, Optional, Sequence, Tuple
 
 from .ablations import ABLATION_ROWS
-from .results import read_results, result_key
+from .results import read_results, result_key, with_evaluation_label
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def load_many(paths: Sequence[str]) -> List[dict]:
     rows, seen = [], {}
     for path in paths:
         base = os.path.dirname(os.path.abspath(path))
-        for r in load_results(path):
+        for r in map(with_evaluation_label, load_results(path)):
             for key in ("predictions", "features", "run_dir"):
                 if r.get(key):
                     r[key] = os.path.join(base, r[key])
