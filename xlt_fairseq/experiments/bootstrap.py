@@ -240,11 +240,12 @@ def language_from_files(
             )
         ref = with_gold[0]
     for f in files:
-        _check_same_sentences(ref, f)
+        check_same_sentences(ref, f)
     return Language(ref.gold, [f.pred for f in files[: len(a)]], [f.pred for f in files[len(a) :]], name)
 
 
-def _check_same_sentences(ref: Predictions, f: Predictions):
+def check_same_sentences(ref: Predictions, f: Predictions):
+    """Refuses ``f`` unless it holds the sentences of ``ref`` (which has gold tags) in the same order."""
     if len(f.pred) != len(ref.gold):
         raise BootstrapError(f"{f.path}: {len(f.pred)} sentences, but {ref.path} has {len(ref.gold)}")
     for i, p in enumerate(f.pred):
