@@ -30,7 +30,7 @@ def encoder_namespace(cfg) -> argparse.Namespace:
         activation_dropout=cfg.activation_dropout,
         pooler_dropout=cfg.pooler_dropout,
         encoder_layerdrop=cfg.encoder_layerdrop,
-        untie_weights_roberta=False,
+        untie_weights_roberta=getattr(cfg, "untie_lm_head", False),
         encoder_layers_to_keep=None,
     )
     roberta.base_architecture(args)
