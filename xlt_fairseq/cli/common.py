@@ -33,11 +33,13 @@ def add_model_arguments(parser):
 
 
 def setup(args=None):
-    """Threads (the cores free now; OMP_NUM_THREADS wins) and warning-level logging."""
+    """Threads (the cores free now; OMP_NUM_THREADS wins) and warning-level logging (INFO with
+    ``--verbose``: the model's loading, fairseq's messages)."""
     from ..hardware import configure_threads
 
     configure_threads()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", force=True)
+    level = logging.INFO if getattr(args, "verbose", False) else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s", force=True)
 
 
 def load(args, half: bool = False):
