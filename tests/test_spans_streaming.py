@@ -223,3 +223,10 @@ def test_long_inputs_are_counted_in_one_warning(trained_model, caplog):  # noqa:
     rc, out, err = predict(["--model", trained_model["model"], "--task", "ner"], f"{long_text}\n")
     assert rc == 0 and "1 sentence(s) longer than the model's" in err and "tagged in windows" in err
     assert len(json.loads(out)["words"]) == 800  # windows: every word tagged
+
+
+def test_loading_is_quiet_unless_verbose(trained_model):  # noqa: F811
+    rc, out, err = predict(["--model", trained_model["model"], "--task", "ner"], "aka\n")
+    assert rc == 0 and err == ""
+    rc, out, err = predict(["--model", trained_model["model"], "--task", "ner", "--verbose"], "aka\n")
+    assert rc == 0 and "INFO" in err and "tensorboardX" not in err

@@ -30,6 +30,7 @@ def add_model_arguments(parser):
     parser.add_argument("--data", help="with --checkpoint: its data root (default: the one it was trained on)")
     parser.add_argument("--encoder-dir", help="with --checkpoint: the encoder directory (default: the data root's)")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is available")
+    parser.add_argument("--verbose", action="store_true", help="log the model's loading (INFO; default: warnings only)")
 
 
 def setup(args=None):

@@ -14,8 +14,6 @@ import argparse
 import logging
 import sys
 
-from xlt_fairseq.experiments.report import make_report
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -32,6 +30,8 @@ def main(argv=None):
         except MissingExtraError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
+    from xlt_fairseq.experiments.report import make_report
+
     try:
         written = make_report(args.results, args.out, figures=not args.no_figures)
     except (OSError, ValueError) as e:

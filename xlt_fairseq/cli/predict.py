@@ -74,7 +74,6 @@ def build_parser():
     parser.add_argument("--max-len-a", type=float, default=1.2, help="translation: max length a*source+b")
     parser.add_argument("--max-len-b", type=int, default=10)
     parser.add_argument("--half", action="store_true", help="fp16 inference (GPU only)")
-    parser.add_argument("--verbose", action="store_true", help="log the model's loading (INFO)")
     return parser
 
 

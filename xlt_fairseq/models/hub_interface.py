@@ -70,7 +70,9 @@ def load_hub(
     (``encoder_dir``; default: the one the data root was encoded with)."""
     from fairseq import checkpoint_utils
 
-    import xlt_fairseq  # noqa: F401  (registers the plugin; installs the safe-loading allowlist)
+    import xlt_fairseq
+
+    xlt_fairseq.register()  # the task, model and criterion; the safe-loading allowlist
 
     from ..data.binarize import DICT_FILE, EncoderVocabularyError, PieceEncoder, file_md5
     from ..export import MODEL_FILE, is_model_dir, read_info
