@@ -52,8 +52,6 @@ from typing import Iterator, List, Set
 
 import torch
 
-from .checkpoint_io import explain_corrupt
-
 logger = logging.getLogger(__name__)
 
 TRUST_ENV = "XLT_TRUST_CHECKPOINTS"
@@ -251,6 +249,8 @@ def _wrap_fairseq_loader():
 
     @functools.wraps(original)
     def load_checkpoint_to_cpu(path, *args, **kwargs):
+        from .checkpoint_io import explain_corrupt  # (not at the top: checkpoint_io imports fairseq)
+
         with explain_corrupt(path), _guarded(path):
             state = original(path, *args, **kwargs)
         _check_resumed_state(path, state)

@@ -30,14 +30,17 @@ def add_model_arguments(parser):
     parser.add_argument("--data", help="with --checkpoint: its data root (default: the one it was trained on)")
     parser.add_argument("--encoder-dir", help="with --checkpoint: the encoder directory (default: the data root's)")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is available")
+    parser.add_argument("--verbose", action="store_true", help="log the model's loading (INFO; default: warnings only)")
 
 
 def setup(args=None):
-    """Threads (the cores free now; OMP_NUM_THREADS wins) and warning-level logging."""
+    """Threads (the cores free now; OMP_NUM_THREADS wins) and warning-level logging (INFO with
+    ``--verbose``: the model's loading, fairseq's messages)."""
     from ..hardware import configure_threads
 
     configure_threads()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", force=True)
+    level = logging.INFO if getattr(args, "verbose", False) else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s", force=True)
 
 
 def load(args, half: bool = False):

@@ -48,11 +48,12 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    from ..data.manifest import parse_label_map
-    from ..experiments.evaluation import evaluate_file, make_spec
     from .common import run_tool
 
     def work(args):
+        from ..data.manifest import parse_label_map
+        from ..experiments.evaluation import evaluate_file, make_spec
+
         options = {
             "tag_scheme": args.tag_scheme,
             "map_label": parse_label_map(args.map_label),

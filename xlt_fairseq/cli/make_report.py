@@ -17,8 +17,6 @@ import argparse
 import logging
 import sys
 
-from xlt_fairseq.experiments.report import make_report
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,6 +40,8 @@ def main(argv=None):
         except MissingExtraError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
+    from xlt_fairseq.experiments.report import make_report
+
     try:
         written = make_report(
             args.results,

@@ -49,7 +49,7 @@ def main(argv=None) -> int:
         sentences = read_unlabelled(args.text, exclude=gold)
         hub = load(args)
         if args.lang:
-            hub._check_lang(args.lang)
+            hub.check_language(args.lang, args.task)
         kept = pseudo_label(
             hub, sentences, args.threshold, args.task, args.batch_size, args.max_sentences, args.empty_ratio
         )

@@ -26,8 +26,6 @@ import sys
 from typing import List, Optional
 
 from ..data.dev_split import record, record_path, side, split  # noqa: F401  (side: scripts/split_dev.py's name)
-from ..data.staging import os_errors, signals_as_exceptions, signals_deferred
-from .errors import run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from ..data.staging import signals_as_exceptions
+    from .errors import run
 
     def body() -> int:
         with signals_as_exceptions():
@@ -54,6 +54,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _split_and_write(args) -> int:
+    from ..data.staging import os_errors, signals_deferred
+
     if args.max_examples is not None and args.max_examples < 1:
         raise ValueError(f"--max-examples must be at least 1, got {args.max_examples}")
     if os.path.abspath(args.select) == os.path.abspath(args.report):

@@ -24,6 +24,7 @@ import datetime
 import json
 import logging
 import os
+import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
@@ -36,6 +37,7 @@ from .data_variants import DataManager, corpora_of
 from .evaluation import EvaluationError
 from .experiment import Experiment
 from .grid import RunSpec, _hash, expand_grid
+from .progress import GridProgress
 from .results import RESULTS_FILE, append_result, evaluation_label, read_results, repair_results, result_key
 from .train_records import (
     checkpoint_saves,
@@ -78,6 +80,7 @@ class Runner:
         averaging = [e.system.recipe["average"] for e in exp.systems if "average" in e.system.recipe]
         self.keep_last = max([int(a["checkpoints"]) for a in averaging] or [0])
         self.counts = {"trained": 0, "evaluated": 0, "skipped_finished": 0, "not_applicable": 0, "failed": 0}
+        self.grid_progress: Optional[GridProgress] = None
 
     # ---- planning -----------------------------------------------------------------------------------------------
 
@@ -133,23 +136,31 @@ class Runner:
                 json.dump({"experiment": self.exp.path, "runs": self.plan()}, f, indent=2)
             done = {result_key(r) for r in read_results(self.results)}
             started = 0
+            self.grid_progress = GridProgress(len(self.runs), write=lambda line: tqdm.write(line, file=sys.stderr))
             bar = tqdm(self.runs, desc=self.exp.name, unit="run", disable=not self.progress, dynamic_ncols=True)
             for run in bar:
                 bar.set_postfix_str(run.run_id)
                 if only and not any(s in run.run_id for s in only):
+                    self.grid_progress.skipped()
                     continue
                 if run.skip_reason:
                     self.counts["not_applicable"] += 1
+                    self.grid_progress.skipped()
                     continue
                 if self._finished(run, done):
                     self.counts["skipped_finished"] += 1
+                    self.grid_progress.skipped()
                     continue
                 if max_runs is not None and started >= max_runs:
                     break
                 started += 1
+                self.grid_progress.start(run.run_id)
                 try:
+                    trained_before = self.counts["trained"]
                     self.run_one(run, done)
+                    self.grid_progress.finished(trained=self.counts["trained"] > trained_before)
                 except (RunFailed, EvaluationError, DataFormatError) as e:
+                    self.grid_progress.finished(trained=False)
                     if not keep_going:
                         raise
                     self.counts["failed"] += 1
@@ -353,7 +364,8 @@ class Runner:
         try:
             stamp = datetime.datetime.now().isoformat(timespec="seconds")
             header = f"\n# {stamp} {run.run_id}: {' '.join(argv)}"
-            rc = run_training(argv, cmd.log_file, console, env=env, header=header)
+            on_record = self.grid_progress.on_record if self.grid_progress is not None else None
+            rc = run_training(argv, cmd.log_file, console, env=env, header=header, on_record=on_record)
         finally:
             with open(os.path.join(tdir, "train_attempts.jsonl"), "a", encoding="utf-8") as f:
                 f.write(json.dumps({"seconds": round(time.time() - start, 2)}) + "\n")
