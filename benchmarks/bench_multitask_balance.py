@@ -9,12 +9,13 @@ Three parts, each written to ``--out`` as JSON:
 - ``mechanism``: every 25 updates of a plain summed-loss run (and of NER alone), the
   per-task gradients on the shared encoder: their norms, their pairwise cosines, and
   the step Adam's current state gives each (``lr * ||g_t / (sqrt(v_hat) + eps)||``);
-- ``matrix``: dev scores of every task alone and of all four together with
-  ``--task-balance none`` (plain summed losses) and ``main`` (the default), for two
+- ``matrix``: dev scores of every task alone and of all four together in the
+  :data:`VARIANTS` (summed losses with tied output layers, as before; the
+  defaults: own output layers; the balance on top), for two
   recipes (constant lr 1e-3; lr 3e-3 with inverse_sqrt and 30 warm-up updates) and
   several seeds; a task "holds" when it is within 0.02 of its single-task score (NER
   F1, sentiment accuracy, BLEU / 100) or within 2 % of its masked-LM loss;
-- ``cost``: seconds per update of the four-task model with and without the balance,
+- ``cost``: CPU seconds per update of the four-task model with and without the balance (own output layers),
   alternated in one process (median of the per-round ratios).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_multitask_balance.py --parts mechanism,matrix,cost \\
@@ -47,6 +48,13 @@ RECIPES = {
 }
 SCORE_KEYS = {"ner": "valid_ner_f1", "sentiment": "valid_sentiment_acc", "translation": "valid_bleu", "mlm": "valid_mlm_loss"}
 UPDATES = 400
+# the four-task model: as it trained before (summed losses, output layers tied to the embeddings), the defaults
+# (own output layers), and the balance on top (--task-balance main)
+VARIANTS = {
+    "summed_tied": ["--tie-output-embeddings"],
+    "default": [],
+    "balanced": ["--task-balance", "main"],
+}
 
 
 def prepare(workdir):
@@ -99,10 +107,9 @@ def run_matrix(data, workdir, seeds, recipes):
             for t in TASK_FLAGS:
                 single.update(scores(data, workdir, [t], recipe, seed, "--adversarial-weight", "0"))
             row = {"recipe": recipe, "seed": seed, "single": single}
-            for balance in ("none", "main"):
-                joint = scores(data, workdir, list(TASK_FLAGS), recipe, seed, "--adversarial-weight", "0",
-                               "--task-balance", balance)  # fmt: skip
-                row[balance] = {"scores": joint, "holds": {t: holds(t, joint[t], single[t]) for t in joint}}
+            for variant, flags in VARIANTS.items():
+                joint = scores(data, workdir, list(TASK_FLAGS), recipe, seed, "--adversarial-weight", "0", *flags)
+                row[variant] = {"scores": joint, "holds": {t: holds(t, joint[t], single[t]) for t in joint}}
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows
@@ -115,9 +122,9 @@ def summarise(rows):
         out[recipe] = {}
         for t in TASK_FLAGS:
             entry = {"single": statistics.mean(r["single"][t] for r in sub)}
-            for balance in ("none", "main"):
-                entry[balance] = statistics.mean(r[balance]["scores"][t] for r in sub)
-                entry[f"{balance}_holds"] = sum(r[balance]["holds"][t] for r in sub)
+            for variant in VARIANTS:
+                entry[variant] = statistics.mean(r[variant]["scores"][t] for r in sub)
+                entry[f"{variant}_holds"] = sum(r[variant]["holds"][t] for r in sub)
             entry["seeds"] = len(sub)
             out[recipe][t] = entry
     return out
@@ -137,7 +144,7 @@ def mechanism(data, tasks, seed, every=25):
     import torch
 
     _, task, trainer = build_trainer(argv(data, tasks, "constant-1e-3", seed, "--adversarial-weight", "0",
-                                          "--task-balance", "none"), seed=seed)  # fmt: skip
+                                          *VARIANTS["summed_tied"]), seed=seed)  # fmt: skip
     task.load_dataset("train")
     itr = trainer.get_train_iterator(epoch=1)
     rows, update = [], 0
@@ -154,43 +161,56 @@ def mechanism(data, tasks, seed, every=25):
 
 
 def _gradient_stats(trainer, batch, torch):
+    """Per-task gradients on the encoder body and, apart, on the token embeddings (which the masked-LM head and
+    the decoder share as their output layer in this run)."""
     model, criterion = trainer.model, trainer.criterion
     model.train()
     sample = trainer._prepare_sample(batch)[0]
-    shared = model.shared_parameters()
+    embed = model.encoder.sentence_encoder.embed_tokens.weight
+    groups = {"body": model.shared_parameters(), "embeddings": [embed]}
+    params = groups["body"] + groups["embeddings"]
     grads = {}
     for name, sub in sample.items():
         _, loss_sum, _, units = criterion._task_loss(model, name, sub)
-        g = torch.autograd.grad(criterion.weights[name] * loss_sum / max(units, 1), shared, allow_unused=True)
-        grads[name] = _flat([torch.zeros_like(p) if x is None else x for x, p in zip(g, shared)])
+        g = torch.autograd.grad(criterion.weights[name] * loss_sum / max(units, 1), params, allow_unused=True)
+        grads[name] = [torch.zeros_like(p) if x is None else x for x, p in zip(g, params)]
     state = trainer.optimizer.optimizer.state
-    denom = []
-    for p in shared:
-        s = state.get(p, {})
-        if "exp_avg_sq" in s:
-            step = float(s["step"])
-            denom.append((s["exp_avg_sq"] / (1 - 0.999**step)).sqrt().reshape(-1) + 1e-8)
-        else:
-            denom.append(torch.ones_like(p).reshape(-1))
-    denom = torch.cat(denom)
     lr = trainer.get_lr()
-    names = list(grads)
+    out = {}
+    for group, members in groups.items():
+        index = [i for i, p in enumerate(params) if any(p is q for q in members)]
+        denom = []
+        for i in index:
+            s = state.get(params[i], {})
+            if "exp_avg_sq" in s:
+                denom.append((s["exp_avg_sq"] / (1 - 0.999 ** float(s["step"]))).sqrt().reshape(-1) + 1e-8)
+            else:
+                denom.append(torch.ones_like(params[i]).reshape(-1))
+        denom = torch.cat(denom)
+        flat = {t: _flat([g[i] for i in index]) for t, g in grads.items()}
+        names = list(flat)
+        out[group] = {
+            "norm": {t: float(g.norm()) for t, g in flat.items()},
+            # the step Adam's current state gives this task's gradient alone
+            "adam_step": {t: float((lr * g / denom).norm()) for t, g in flat.items()},
+            "cos": {
+                f"{a}|{b}": float(flat[a] @ flat[b] / (flat[a].norm() * flat[b].norm()).clamp_min(1e-12))
+                for i, a in enumerate(names)
+                for b in names[i + 1 :]
+            },
+        }
     trainer.zero_grad()
-    return {
-        "norm": {t: float(g.norm()) for t, g in grads.items()},
-        "adam_step": {t: float((lr * g / denom).norm()) for t, g in grads.items()},
-        "cos": {
-            f"{a}|{b}": float(grads[a] @ grads[b] / (grads[a].norm() * grads[b].norm()).clamp_min(1e-12))
-            for i, a in enumerate(names)
-            for b in names[i + 1 :]
-        },
-    }
+    return out
 
 
 def summarise_mechanism(rows):
+    """Medians over the measured updates."""
     out = {}
-    for kind in ("norm", "adam_step", "cos"):
-        out[kind] = {k: round(statistics.median(r[kind][k] for r in rows), 4) for k in rows[0][kind]}
+    for group in ("body", "embeddings"):
+        out[group] = {}
+        for kind in ("norm", "adam_step", "cos"):
+            keys = rows[0][group][kind]
+            out[group][kind] = {k: round(statistics.median(r[group][kind][k] for r in rows), 4) for k in keys}
     return out
 
 
@@ -201,10 +221,10 @@ def cost(data, seed, rounds=7, steps=20):
     from benchmarks.common import xlt_batches
 
     trainers, batches = {}, None
-    for balance in ("none", "main"):
-        _, task, trainer = build_trainer(argv(data, list(TASK_FLAGS), "constant-1e-3", seed, "--task-balance", balance),
+    for variant in ("default", "balanced"):
+        _, task, trainer = build_trainer(argv(data, list(TASK_FLAGS), "constant-1e-3", seed, *VARIANTS[variant]),
                                          seed=seed)  # fmt: skip
-        trainers[balance] = trainer
+        trainers[variant] = trainer
         if batches is None:
             batches = xlt_batches(task, steps, 16)
 
@@ -213,7 +233,8 @@ def cost(data, seed, rounds=7, steps=20):
 
     cpu, wall = alternate({k: block(t) for k, t in trainers.items()}, rounds)
     per_update = {k: statistics.median(v) / steps for k, v in cpu.items()}
-    return {"cpu_s_per_update": per_update, "ratio_main_over_none": ratio_stats(cpu["main"], cpu["none"])["median"]}
+    ratio = ratio_stats(cpu["balanced"], cpu["default"])["median"]
+    return {"cpu_s_per_update": per_update, "rounds": rounds, "steps_per_round": steps, "ratio_balanced_over_default": ratio}
 
 
 def main():

@@ -69,7 +69,7 @@ class XLTMultitaskAdversarialConfig(FairseqDataclass):
         },
     )
     aux_grad_ratio: float = field(
-        default=0.1, metadata={"help": "an auxiliary task's shared-encoder gradient norm / the main task's"}
+        default=0.3, metadata={"help": "an auxiliary task's shared-encoder gradient norm / the main task's"}
     )
     main_task: str = field(
         default="", metadata={"help": "the main task of --task-balance main (default: ner if active, else the first)"}

@@ -127,11 +127,14 @@ class XLTModelConfig(FairseqDataclass):
     max_target_positions: int = field(default=512, metadata={"help": "number of decoder positions"})
     untie_decoder_embeddings: bool = field(
         default=False,
-        metadata={"help": "give the decoder its own input/output embeddings instead of the encoder's"},
+        metadata={"help": "give the decoder its own input/output embeddings, even with --tie-output-embeddings"},
     )
-    untie_lm_head: bool = field(
+    tie_output_embeddings: bool = field(
         default=False,
-        metadata={"help": "give the masked-LM head its own output layer (a copy of the embeddings) instead of them"},
+        metadata={
+            "help": "the masked-LM head and the decoder use the encoder's token embeddings as their output layer "
+            "(default: their own copies of them)"
+        },
     )
     # sizes of the heads: set from the data when training, read back from the
     # checkpoint by fairseq-generate (whose task may list fewer corpora)
@@ -223,7 +226,7 @@ class XLTModel(BaseFairseqModel):
     def shared_parameters(self):
         """The trainable parameters every task reaches as its encoder: the encoder body and the feature
         extractor. The token embeddings count only when no task uses them as its output layer (the masked-LM
-        head and the translation decoder are tied to them unless --untie-lm-head / --untie-decoder-embeddings):
+        head and the translation decoder are tied to them with --tie-output-embeddings):
         a tied matrix's gradient is mostly that task's own head's."""
         encoder = self.encoder
         embed = encoder.sentence_encoder.embed_tokens.weight
@@ -308,7 +311,7 @@ class XLTModel(BaseFairseqModel):
             load_pretrained_encoder(encoder, cfg.pretrained_encoder, dictionary)
         embed = encoder.sentence_encoder.embed_tokens
         if encoder.lm_head.weight is not embed.weight:
-            # --untie-lm-head: the masked-LM head's own output layer starts as the (pretrained) embeddings
+            # the masked-LM head's own output layer starts as the (pretrained) embeddings
             with torch.no_grad():
                 encoder.lm_head.weight.copy_(embed.weight)
         if cfg.sharing == "soft":
@@ -322,7 +325,7 @@ class XLTModel(BaseFairseqModel):
         decoder = None
         if cfg.with_decoder:
             dec_args = decoder_namespace(cfg)
-            if cfg.untie_decoder_embeddings:
+            if cfg.untie_decoder_embeddings or not safe_getattr(cfg, "tie_output_embeddings", False):
                 # the decoder's own input/output embeddings, starting as the encoder's (pretrained) ones
                 embed = nn.Embedding(len(dictionary), cfg.encoder_embed_dim, dictionary.pad())
                 with torch.no_grad():
