@@ -125,21 +125,20 @@ def test_balance_options_are_checked(tiny_data, tmp_path):
 
 
 def test_own_output_layers_start_as_the_embeddings_and_tied_checkpoints_load(tiny_data, tmp_path):
-    """By default the masked-LM head and the decoder get their own output layers, copies of the embeddings (the
-    balance can then treat the embeddings as shared input); a model trained with them tied loads into the new
-    default with the same outputs."""
+    """--untie-output-embeddings gives the masked-LM head and the decoder their own output layers, copies of the
+    embeddings (the balance can then treat the embeddings as shared input); a model trained with them tied (the
+    default) loads into an untied one with the same outputs."""
     from benchmarks.common import build_trainer
 
-    _, task, trainer = build_trainer(train_args(tiny_data["data"], str(tmp_path / "a"), max_update=1))
+    args = train_args(tiny_data["data"], str(tmp_path / "a"), "--untie-output-embeddings", max_update=1)
+    _, task, trainer = build_trainer(args)
     model = trainer.model
     embed = model.encoder.sentence_encoder.embed_tokens.weight
     assert model.encoder.lm_head.weight is not embed and torch.equal(model.encoder.lm_head.weight, embed)
     assert model.decoder.embed_tokens.weight is not embed and torch.equal(model.decoder.embed_tokens.weight, embed)
     assert any(p is embed for p in model.shared_parameters())
 
-    _, _, tied_trainer = build_trainer(
-        train_args(tiny_data["data"], str(tmp_path / "b"), "--tie-output-embeddings", max_update=1), seed=3
-    )
+    _, _, tied_trainer = build_trainer(train_args(tiny_data["data"], str(tmp_path / "b"), max_update=1), seed=3)
     tied = tied_trainer.model
     assert tied.encoder.lm_head.weight is tied.encoder.sentence_encoder.embed_tokens.weight
     assert not any(p is tied.encoder.sentence_encoder.embed_tokens.weight for p in tied.shared_parameters())

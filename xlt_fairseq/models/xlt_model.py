@@ -129,11 +129,11 @@ class XLTModelConfig(FairseqDataclass):
         default=False,
         metadata={"help": "give the decoder its own input/output embeddings, even with --tie-output-embeddings"},
     )
-    tie_output_embeddings: bool = field(
+    untie_output_embeddings: bool = field(
         default=False,
         metadata={
-            "help": "the masked-LM head and the decoder use the encoder's token embeddings as their output layer "
-            "(default: their own copies of them)"
+            "help": "give the masked-LM head and the decoder their own output layers, starting as copies of the "
+            "token embeddings (default: shared)"
         },
     )
     # sizes of the heads: set from the data when training, read back from the
@@ -226,7 +226,7 @@ class XLTModel(BaseFairseqModel):
     def shared_parameters(self):
         """The trainable parameters every task reaches as its encoder: the encoder body and the feature
         extractor. The token embeddings count only when no task uses them as its output layer (the masked-LM
-        head and the translation decoder are tied to them with --tie-output-embeddings):
+        head and the translation decoder are tied to them unless --untie-output-embeddings):
         a tied matrix's gradient is mostly that task's own head's."""
         encoder = self.encoder
         embed = encoder.sentence_encoder.embed_tokens.weight
@@ -325,7 +325,7 @@ class XLTModel(BaseFairseqModel):
         decoder = None
         if cfg.with_decoder:
             dec_args = decoder_namespace(cfg)
-            if cfg.untie_decoder_embeddings or not safe_getattr(cfg, "tie_output_embeddings", False):
+            if cfg.untie_decoder_embeddings or safe_getattr(cfg, "untie_output_embeddings", False):
                 # the decoder's own input/output embeddings, starting as the encoder's (pretrained) ones
                 embed = nn.Embedding(len(dictionary), cfg.encoder_embed_dim, dictionary.pad())
                 with torch.no_grad():

@@ -19,7 +19,7 @@ from .heads import FeatureExtractor
 
 def _own_lm_output(cfg) -> bool:
     tasks = (getattr(cfg, "task_names", "") or "").split(",")
-    return "mlm" in tasks and not getattr(cfg, "tie_output_embeddings", False)
+    return "mlm" in tasks and bool(getattr(cfg, "untie_output_embeddings", False))
 
 
 def encoder_namespace(cfg) -> argparse.Namespace:
@@ -35,7 +35,7 @@ def encoder_namespace(cfg) -> argparse.Namespace:
         activation_dropout=cfg.activation_dropout,
         pooler_dropout=cfg.pooler_dropout,
         encoder_layerdrop=cfg.encoder_layerdrop,
-        # a trained masked-LM head gets its own output layer (XLTModel.shared_parameters)
+        # --untie-output-embeddings: a trained masked-LM head gets its own output layer
         untie_weights_roberta=_own_lm_output(cfg),
         encoder_layers_to_keep=None,
     )
