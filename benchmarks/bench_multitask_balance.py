@@ -20,6 +20,7 @@ Three parts, each written to ``--out`` as JSON:
 
     OMP_NUM_THREADS=1 python benchmarks/bench_multitask_balance.py --parts mechanism,matrix,cost \\
         --seeds 1,2,3 --workdir /tmp/xlt_balance --out benchmarks/results/multitask_balance.json
+    python benchmarks/bench_multitask_balance.py --table benchmarks/results/multitask_balance*.json
 """
 
 import argparse
@@ -237,7 +238,22 @@ def cost(data, seed, rounds=7, steps=20):
     return {"cpu_s_per_update": per_update, "rounds": rounds, "steps_per_round": steps, "ratio_balanced_over_untied": ratio}
 
 
+def table(paths):
+    """The matrix of result files as a markdown table: per recipe and task, the single-task score and each
+    variant's mean over seeds, with the number of seeds in which the task holds."""
+    lines = ["| recipe | task | alone | " + " | ".join(VARIANTS) + " |", "|---|---|---|" + "---|" * len(VARIANTS)]
+    for path in paths:
+        for recipe, tasks in json.load(open(path))["matrix"]["summary"].items():
+            for t, e in tasks.items():
+                cells = [f"{e[v]:.3f} ({e[v + '_holds']}/{e['seeds']})" for v in VARIANTS]
+                lines.append(f"| {recipe} | {t} | {e['single']:.3f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main():
+    if sys.argv[1:2] == ["--table"]:
+        print(table(sys.argv[2:]))
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="mechanism,matrix,cost")
     parser.add_argument("--seeds", default="1,2,3")
