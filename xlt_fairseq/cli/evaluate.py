@@ -49,8 +49,9 @@ def build_parser():
 
 def main(argv=None) -> int:
     from ..data.manifest import parse_label_map
+    from ..data.outputs import check_outputs
     from ..experiments.evaluation import evaluate_file, make_spec
-    from .common import run_tool
+    from .common import model_inputs, run_tool
 
     def work(args):
         options = {
@@ -67,6 +68,7 @@ def main(argv=None) -> int:
                 include_title=args.include_title,
             )
         spec = make_spec(args.task, args.test, args.lang, args.pair, args.format, **options)
+        check_outputs([("--save-predictions", args.save_predictions)], spec.input_paths() + model_inputs(args))
         return evaluate_file(
             args.model or args.checkpoint,
             spec,

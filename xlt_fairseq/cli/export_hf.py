@@ -36,6 +36,9 @@ def main(argv=None) -> int:
     from .common import run_tool
 
     def work(args):
+        from ..data.outputs import check_outputs
+
+        check_outputs([("--out", args.out)], [("--model", args.model), ("--check-text", args.check_text)])
         texts = formats.read_text_lines(args.check_text) if args.check_text else None
         return export_hf(args.model, args.task, args.out, args.force, texts, args.atol)
 

@@ -124,13 +124,17 @@ def format_rows(kind: str, rows: List[dict], output_format: str) -> List[str]:
 
 
 def main(argv=None) -> int:
-    from .common import input_path, load, report, setup, user_errors, write_output
+    from ..data.outputs import check_outputs
+    from ..data.staging import Interrupted, signals_as_exceptions
+    from .common import input_path, interrupted, load, model_inputs, report, setup, user_errors, write_output
 
     args = build_parser().parse_args(argv)
     setup(args)
     errors = user_errors()
-    with input_path(args.input) as path:
+    sources = [("--input", args.input)] + model_inputs(args)
+    with signals_as_exceptions(), input_path(args.input) as path:
         try:
+            check_outputs([("--output", args.output)], sources)  # before any work
             from ..data.task_names import builtin_kind
 
             kind = builtin_kind(args.task)
@@ -141,9 +145,11 @@ def main(argv=None) -> int:
             if kind != "translation" and args.task not in hub.heads:
                 raise ValueError(f"--task {args.task}: the model has no such head (heads: {', '.join(hub.heads)})")
             lines = format_rows(kind, predict(hub, args.task, inputs, args), args.output_format)
-            write_output(args.output, lines)
+            write_output(args.output, lines, sources)
         except errors as e:
             return report(e, path if args.input == "-" else None)
+        except (Interrupted, KeyboardInterrupt) as e:
+            return interrupted(e)
     return 0
 
 

@@ -9,7 +9,6 @@ it is never seen half-written."""
 import os
 import re
 import stat
-import tempfile
 from typing import Iterator, List, Tuple
 
 
@@ -125,17 +124,11 @@ def check_exists(path):
         raise DataFormatError(path, None, "file is empty")
 
 
-def write_text_atomic(path, text: str):
+def write_text_atomic(path, text: str, inputs=(), option: str = ""):
     """Writes ``text`` (UTF-8) to ``path`` through a temporary file in the same
     folder, renamed into place when complete: ``path`` is at every moment either
-    its old content or the whole new one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    its old content or the whole new one, and never one of ``inputs``
+    (:func:`xlt_fairseq.data.outputs.write_text`)."""
+    from .outputs import write_text
+
+    write_text(path, text, inputs, option)

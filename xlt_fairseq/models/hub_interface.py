@@ -72,15 +72,18 @@ def load_hub(
     import xlt_fairseq  # noqa: F401  (registers the plugin; installs the safe-loading allowlist)
 
     from ..data.binarize import DICT_FILE, EncoderVocabularyError, PieceEncoder, file_md5
-    from ..export import MODEL_FILE, is_model_dir, read_info
+    from ..export import MODEL_FILE, check_model_dir, is_model_dir, looks_like_model_dir, read_info
 
     info = None
     if is_model_dir(path):
         info = read_info(path)
+        check_model_dir(path, info)
         ck = os.path.join(path, checkpoint_file or MODEL_FILE)
         data = os.path.abspath(path)
         encoder_dir = encoder_dir or data
     else:
+        if checkpoint_file in (None, MODEL_FILE) and looks_like_model_dir(path):
+            check_model_dir(path)  # xlt_model.json missing: not "checkpoint_best.pt not found"
         ck = _checkpoint_path(path, checkpoint_file)
     if not os.path.isfile(ck):
         raise HubError(f"{ck}: checkpoint not found")
