@@ -111,6 +111,22 @@ def interrupted(error: BaseException) -> int:
     return 128 + signum
 
 
+def guarded(body, errors: tuple = ()) -> int:
+    """``body()``'s exit status, with SIGTERM and SIGHUP cleaning up as Ctrl-C does: ``errors``
+    (and :class:`~xlt_fairseq.data.outputs.OutputError`) are ``error: ...`` and exit status 1, an
+    interruption ``error: interrupted ...`` and 128 + the signal number."""
+    from ..data.outputs import OutputError
+    from ..data.staging import Interrupted, signals_as_exceptions
+
+    try:
+        with signals_as_exceptions():
+            return body()
+    except (OutputError,) + tuple(errors) as e:
+        return report(e)
+    except (Interrupted, KeyboardInterrupt) as e:
+        return interrupted(e)
+
+
 def run_tool(parser, argv, work) -> int:
     """A tool's ``main``: parse, set up, run ``work(args)`` and print its result as
     JSON; a user's error is ``error: ...`` on stderr and exit status 1."""

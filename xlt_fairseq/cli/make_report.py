@@ -32,11 +32,15 @@ def main(argv=None):
         except MissingExtraError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
-    try:
+    from xlt_fairseq.data.outputs import check_outputs
+
+    from .common import guarded
+
+    def body():
+        check_outputs([("--out", args.out)], [("results", p) for p in args.results])  # before any work
         written = make_report(args.results, args.out, figures=not args.no_figures)
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    for name, path in written.items():
-        print(f"{name}\t{path}")
-    return 0
+        for name, path in written.items():
+            print(f"{name}\t{path}")
+        return 0
+
+    return guarded(body, (OSError, ValueError))

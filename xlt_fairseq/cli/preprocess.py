@@ -20,6 +20,7 @@ from typing import List, Optional
 from ..data import prepare
 from ..data.formats import FORMATS
 from ..data.manifest import load_tier_file
+from ..data.outputs import check_outputs
 from ..data.spec import CorpusSpec, add_spec_arguments, parse_label_map, spec_fields
 from .errors import run
 
@@ -76,6 +77,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     def body() -> int:
         if args.workers < 1:
             raise ValueError(f"--workers must be at least 1, got {args.workers}")
+        check_outputs([("--destdir", args.destdir)], [("--tier-file", args.tier_file)])  # the corpus: prepare_corpus
         spec = spec_from_args(args)
         meta = prepare.prepare_corpus(spec, args.encoder_dir, args.destdir, workers=args.workers)
         print(json.dumps({"task": meta["task"], "key": meta["key"], "splits": meta["splits"]}, ensure_ascii=False))

@@ -17,14 +17,15 @@ input line is reported as FILE:LINE and nothing is written.
 """
 
 import argparse
+import contextlib
 import hashlib
 import json
-import os
 import sys
 
 from typing import List, Optional
 
 from ..data.formats import read_classification, read_tagged
+from ..data.outputs import check_file_output, check_outputs, staged_file
 from ..data.staging import os_errors, signals_as_exceptions, signals_deferred
 from .errors import run
 
@@ -75,13 +76,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _split_and_write(args) -> int:
     if args.max_examples is not None and args.max_examples < 1:
         raise ValueError(f"--max-examples must be at least 1, got {args.max_examples}")
-    if os.path.abspath(args.select) == os.path.abspath(args.report):
-        raise ValueError(f"--select and --report are the same file ({args.select})")
-    for out in (args.select, args.report):
-        if os.path.abspath(out) == os.path.abspath(args.input):
-            raise ValueError(f"{out}: an output would overwrite the input")
-        if os.path.isdir(out):
-            raise ValueError(f"{out}: is a directory, not a file")
+    outputs = [("--select", args.select), ("--report", args.report)]
+    check_outputs(outputs, [("input", args.input)])  # before any work
+    for option, out in outputs:
+        check_file_output(out, option)
     halves = split(args.input, args.format, args.salt)
     if args.max_examples:
         halves = {k: v[: args.max_examples] for k, v in halves.items()}
@@ -89,21 +87,12 @@ def _split_and_write(args) -> int:
         if not halves[name]:
             print(f"error: {args.input}: too few examples to split (the {name} half is empty)", file=sys.stderr)
             return 1
-    temps = []
-    try:
-        for name in ("select", "report"):
-            out = getattr(args, name)
+    with os_errors(args.select), contextlib.ExitStack() as stack:
+        stack.enter_context(signals_deferred())  # both halves or neither: renamed together at the end
+        for option, out in outputs:
             with os_errors(out):
-                os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-                temps.append(out)  # before writing: a failed write leaves no .tmp behind either
-                with open(out + ".tmp", "w", encoding="utf-8") as f:
-                    f.write("".join(halves[name]))
-        with signals_deferred(), os_errors(args.select):  # both halves or neither
-            for out in temps:
-                os.replace(out + ".tmp", out)
-    finally:
-        for out in temps:
-            if os.path.exists(out + ".tmp"):
-                os.remove(out + ".tmp")
+                tmp = stack.enter_context(staged_file(out, [("input", args.input)], option))
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.write("".join(halves[option[2:]]))
     print(json.dumps({"input": args.input, "select": len(halves["select"]), "report": len(halves["report"])}))
     return 0

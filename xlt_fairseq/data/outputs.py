@@ -107,7 +107,7 @@ def check_outputs(outputs: Iterable, inputs: Iterable):
 # ---- temporary names: host and pid, so that the next run can remove a killed run's ----------------------------------
 
 
-def _temp_prefix(path: str, kind: str) -> str:
+def temp_prefix(path: str, kind: str) -> str:
     return f".{os.path.basename(os.path.abspath(path))}.{kind}-{_HOST}-{os.getpid()}-"
 
 
@@ -159,7 +159,7 @@ def staged_file(path: str, inputs: Sequence = (), option: str = "--out") -> Iter
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path, "tmp"), dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path, "tmp"), dir=folder)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # as open() would have made it, not mkstemp's 0600
     try:
@@ -231,7 +231,7 @@ def staged_folder(
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
     remove_stale_temporaries(out_dir)
-    tmp = tempfile.mkdtemp(prefix=_temp_prefix(out_dir, "tmp"), dir=parent)
+    tmp = tempfile.mkdtemp(prefix=temp_prefix(out_dir, "tmp"), dir=parent)
     old = None
     try:
         yield tmp
@@ -243,7 +243,7 @@ def staged_folder(
             check_outputs([(option, out_dir)], inputs)
             check_folder_output(out_dir, tool, force, option)
             if os.path.lexists(out_dir):
-                old = tempfile.mkdtemp(prefix=_temp_prefix(out_dir, "old"), dir=parent)
+                old = tempfile.mkdtemp(prefix=temp_prefix(out_dir, "old"), dir=parent)
                 os.rename(out_dir, os.path.join(old, "previous"))
             try:
                 os.rename(tmp, out_dir)
