@@ -3,16 +3,21 @@
 """Worker processes for preprocessing: chunks of a corpus (or whole corpora)
 encoded in parallel, results in order, no worker outliving the call.
 
-Workers ignore Ctrl-C: the parent alone decides. When the parent stops early
-(an error, Ctrl-C, SIGTERM), it terminates its workers, waits for them (kills
-what does not exit within seconds) and only then lets the exception continue;
-a second Ctrl-C during that cleanup is held back until it is done.
+Workers ignore Ctrl-C and SIGTERM: the parent alone decides. When the parent
+stops early (an error, Ctrl-C, SIGTERM), it cancels the jobs not started and lets
+each worker finish its chunk and exit (killing one that does not within
+seconds), and only then lets the exception continue; a second Ctrl-C during that
+cleanup is held back until it is done. Workers are not terminated mid-chunk: one
+killed while it sends a result leaves half a message in the result pipe, and
+concurrent.futures then waits for the rest forever (at exit, Ctrl-C or not). A
+worker whose parent dies is killed (Linux).
 """
 
 import logging
 import math
 import multiprocessing
 import signal
+import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator, Optional
 
@@ -33,15 +38,22 @@ def worker_encoder(encoder_dir) -> PieceEncoder:
 
 
 def _worker_init(encoder_dir):
-    # Ctrl-C goes to the whole process group: the parent handles it and stops the workers;
-    # a forked worker inherits the parent's SIGTERM handler, which must not turn the parent's
-    # terminate() into an exception the pool would catch and survive; what the parent ignores
-    # (SIGHUP under nohup) the workers ignore too
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for s in TERMINATING:
-        if signal.getsignal(s) != signal.SIG_IGN:
-            signal.signal(s, signal.SIG_DFL)
+    # Ctrl-C and a SIGTERM sent to the whole process group go to the parent, which stops the workers
+    # between chunks (see above); what the parent ignores (SIGHUP under nohup) the workers ignore too
+    for s in (signal.SIGINT,) + TERMINATING:
+        signal.signal(s, signal.SIG_IGN)
+    _die_with_parent()
     worker_encoder(encoder_dir)
+
+
+def _die_with_parent():
+    """SIGKILL when the parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``): a worker ignores the signals that
+    would otherwise end it."""
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
 
 
 def _tagged_job(encoder, chunk, label_index, max_pieces):
@@ -72,15 +84,16 @@ def executor(encoder: PieceEncoder, workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(encoder.encoder_dir,))
 
 
-def _stop(pool: ProcessPoolExecutor, timeout: float = 5.0):
-    """Stops a pool now: pending jobs cancelled, workers terminated, then killed."""
+def _stop(pool: ProcessPoolExecutor, timeout: float = 10.0):
+    """Stops a pool now: jobs not started are cancelled, each worker ends after its
+    current chunk; one still busy after ``timeout`` seconds is killed."""
     procs = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
+    procs += [p for p in (getattr(pool, "_processes", None) or {}).values() if p not in procs]  # one just started
+    deadline = time.monotonic() + timeout
     for p in procs:
-        if p.is_alive():
-            p.terminate()
+        p.join(max(0.0, deadline - time.monotonic()))
     for p in procs:
-        p.join(timeout)
         if p.is_alive():
             p.kill()
             p.join(timeout)
