@@ -4,15 +4,16 @@
 encoded in parallel, results in order, no worker outliving the call.
 
 Workers ignore Ctrl-C and SIGTERM: the parent alone decides. When the parent
-stops early (an error, Ctrl-C, SIGTERM), it cancels the jobs not started and lets
-each worker finish its chunk and exit (killing one that does not within
-seconds), and only then lets the exception continue; a second Ctrl-C during that
-cleanup is held back until it is done. Workers are not terminated mid-chunk: one
-killed while it sends a result leaves half a message in the result pipe, and
-concurrent.futures then waits for the rest forever (at exit, Ctrl-C or not). A
-worker whose parent dies is killed (Linux).
+stops early (an error, Ctrl-C, SIGTERM), it cancels the jobs not started, gives
+each worker a moment to finish its chunk and kills the others, and only then
+lets the exception continue; a second Ctrl-C during that cleanup is held back
+until it is done. A worker killed while it sends a result
+leaves half a message in the result pipe, for which concurrent.futures would
+wait forever (at exit, Ctrl-C or not): :func:`_stop` closes the pipe after a
+kill. A worker whose parent dies is killed (Linux).
 """
 
+import contextlib
 import logging
 import math
 import multiprocessing
@@ -49,7 +50,6 @@ def _worker_init(encoder_dir):
 def _die_with_parent():
     """SIGKILL when the parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``): a worker ignores the signals that
     would otherwise end it."""
-    import contextlib
     import ctypes
 
     with contextlib.suppress(Exception):
@@ -84,19 +84,31 @@ def executor(encoder: PieceEncoder, workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(encoder.encoder_dir,))
 
 
-def _stop(pool: ProcessPoolExecutor, timeout: float = 10.0):
-    """Stops a pool now: jobs not started are cancelled, each worker ends after its
-    current chunk; one still busy after ``timeout`` seconds is killed."""
+def _stop(pool: ProcessPoolExecutor, timeout: float = 1.0):
+    """Stops a pool now: jobs not started are cancelled, each worker may end after its
+    current chunk within ``timeout`` seconds; the others are killed."""
     procs = list((getattr(pool, "_processes", None) or {}).values())
+    results, calls = getattr(pool, "_result_queue", None), getattr(pool, "_call_queue", None)  # shutdown() forgets them
     pool.shutdown(wait=False, cancel_futures=True)
-    procs += [p for p in (getattr(pool, "_processes", None) or {}).values() if p not in procs]  # one just started
     deadline = time.monotonic() + timeout
     for p in procs:
         p.join(max(0.0, deadline - time.monotonic()))
-    for p in procs:
-        if p.is_alive():
-            p.kill()
-            p.join(timeout)
+    killed = [p for p in procs if p.is_alive()]
+    for p in killed:
+        p.kill()
+        p.join(10.0)
+    if killed:
+        # A worker killed while it sent a result left half a message, which the pool's thread would wait
+        # for forever (and the interpreter for that thread at exit): closing our end of the result pipe,
+        # the last writer left, turns that wait into end-of-file, which the pool reports as broken. Jobs
+        # no worker will read fill the job pipe: its feeder thread is not waited for at exit either.
+        if results is not None:
+            with contextlib.suppress(OSError):
+                results._writer.close()
+        if calls is not None:
+            calls.cancel_join_thread()
+            with contextlib.suppress(OSError):
+                calls._reader.close()
 
 
 def ordered(pool: ProcessPoolExecutor, fn: Callable, jobs: Iterable) -> Iterator:
@@ -104,7 +116,11 @@ def ordered(pool: ProcessPoolExecutor, fn: Callable, jobs: Iterable) -> Iterator
     a closed generator), stops every worker before the exception goes on."""
     finished = False
     try:
-        yield from pool.map(fn, jobs)
+        # the first job forks the workers; a Ctrl-C that arrives during a fork is lost (Python
+        # reports it as "Exception ignored" in an after-fork hook and goes on): held back instead
+        with signals_deferred():
+            results = pool.map(fn, jobs)
+        yield from results
         finished = True
     finally:
         with signals_deferred():
