@@ -14,3 +14,6 @@ __version__ = "0.1.0"
 
 from . import checkpoint_safety  # noqa: F401  (the safe-loading allowlist and the one wrapper of fairseq's loader)
 from . import criterions, models, tasks  # noqa: F401
+from .generation import install_for_fairseq_cli
+
+install_for_fairseq_cli()  # one-line errors and early option checks inside fairseq-generate & co.

@@ -51,9 +51,11 @@ def main(argv=None) -> int:
     from ..data.manifest import parse_label_map
     from ..data.outputs import check_outputs
     from ..experiments.evaluation import evaluate_file, make_spec
+    from ..generation import check_generation_options
     from .common import model_inputs, run_tool
 
     def work(args):
+        check_generation_options(beam=args.beam)  # before the model is loaded
         options = {
             "tag_scheme": args.tag_scheme,
             "map_label": parse_label_map(args.map_label),

@@ -125,6 +125,7 @@ def format_rows(kind: str, rows: List[dict], output_format: str) -> List[str]:
 
 def main(argv=None) -> int:
     from ..data.outputs import check_outputs
+    from ..generation import check_generation_options
     from ..data.staging import Interrupted, signals_as_exceptions
     from .common import input_path, interrupted, load, model_inputs, report, setup, user_errors, write_output
 
@@ -135,6 +136,7 @@ def main(argv=None) -> int:
     with signals_as_exceptions(), input_path(args.input) as path:
         try:
             check_outputs([("--output", args.output)], sources)  # before any work
+            check_generation_options(args.beam, args.nbest, None, args.max_len_a, args.max_len_b)
             from ..data.task_names import builtin_kind
 
             kind = builtin_kind(args.task)

@@ -429,10 +429,12 @@ class XLTHubInterface(nn.Module):
         Further keyword arguments are fairseq generation options (``lenpen``, ``sampling``, ...)."""
         from ..data import binarize
 
+        from ..generation import check_generation_options
+
         if self.model.decoder is None:
             raise HubError("this model has no translation decoder (it was trained without translation data)")
-        if nbest > beam:
-            raise HubError(f"nbest ({nbest}) cannot exceed the beam ({beam})")
+        get = generation.get
+        check_generation_options(beam, nbest, get("min_len"), max_len_a, max_len_b, get("max_len"), bool(get("sampling")))
         single = isinstance(texts, str)
         items = self._texts(texts)
         if not items:
