@@ -41,6 +41,7 @@ def main(argv=None):
     from .common import guarded
 
     def body():
+        check_outputs([("--out", args.out)], [("config", args.config)])  # before any work
         exp = load_experiment(args.config)
         out = args.out or default_out(exp)
         check_outputs([("--out", out)], [("config", args.config)])  # before any work

@@ -17,15 +17,15 @@ input line is reported as FILE:LINE and nothing is written.
 """
 
 import argparse
-import contextlib
 import hashlib
+import os
 import json
 import sys
 
 from typing import List, Optional
 
 from ..data.formats import read_classification, read_tagged
-from ..data.outputs import check_file_output, check_outputs, staged_file
+from ..data.outputs import check_file_output, check_outputs, new_temporary
 from ..data.staging import os_errors, signals_as_exceptions, signals_deferred
 from .errors import run
 
@@ -87,12 +87,20 @@ def _split_and_write(args) -> int:
         if not halves[name]:
             print(f"error: {args.input}: too few examples to split (the {name} half is empty)", file=sys.stderr)
             return 1
-    with os_errors(args.select), contextlib.ExitStack() as stack:
-        stack.enter_context(signals_deferred())  # both halves or neither: renamed together at the end
+    temps = []
+    try:
         for option, out in outputs:
             with os_errors(out):
-                tmp = stack.enter_context(staged_file(out, [("input", args.input)], option))
-                with open(tmp, "w", encoding="utf-8") as f:
+                temps.append(new_temporary(out))  # before writing: a failed write leaves none behind
+                with open(temps[-1], "w", encoding="utf-8") as f:
                     f.write("".join(halves[option[2:]]))
+        check_outputs(outputs, [("input", args.input)])  # again, now
+        with signals_deferred(), os_errors(args.select):  # both halves or neither
+            for tmp, (_, out) in zip(temps, outputs):
+                os.replace(tmp, out)
+    finally:
+        for tmp in temps:
+            if os.path.exists(tmp):
+                os.remove(tmp)
     print(json.dumps({"input": args.input, "select": len(halves["select"]), "report": len(halves["report"])}))
     return 0

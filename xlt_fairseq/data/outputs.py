@@ -150,23 +150,30 @@ def check_file_output(path: str, option: str = "--out"):
         raise OutputError(f"{_label(option, path)}: is a folder, not a file")
 
 
-@contextlib.contextmanager
-def staged_file(path: str, inputs: Sequence = (), option: str = "--out") -> Iterator[str]:
-    """A temporary file next to ``path``, renamed onto it when the block ends
-    without an error (after checking ``inputs`` again); removed otherwise."""
-    check_outputs([(option, path)], inputs)
-    check_file_output(path, option)
+def new_temporary(path: str) -> str:
+    """An empty temporary file next to ``path`` (its folder made if needed, the stale
+    temporaries of killed runs removed), to be renamed onto ``path`` when complete."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path, "tmp"), dir=folder)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # as open() would have made it, not mkstemp's 0600
+    return tmp
+
+
+@contextlib.contextmanager
+def staged_file(path: str, inputs: Sequence = (), option: str = "--out") -> Iterator[str]:
+    """A temporary file next to ``path``, renamed onto it when the block ends
+    without an error (after checking ``inputs`` again); removed otherwise."""
+    check_outputs([(option, path)], inputs)
+    check_file_output(path, option)
+    tmp = new_temporary(path)
     try:
         yield tmp
+        check_outputs([(option, path)], inputs)  # again now: a link may have been made meanwhile
+        check_file_output(path, option)
         with signals_deferred():
-            check_outputs([(option, path)], inputs)
-            check_file_output(path, option)
             os.replace(tmp, path)
     finally:
         with contextlib.suppress(OSError):
@@ -238,10 +245,10 @@ def staged_folder(
         with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as f:
             json.dump({"tool": tool, "files": sorted(os.listdir(tmp))}, f, indent=1)
             f.write("\n")
+        # again now: an input may have been moved here, files may have appeared in out_dir meanwhile
+        check_outputs([(option, out_dir)], inputs)
+        check_folder_output(out_dir, tool, force, option)
         with signals_deferred():
-            # again now: an input may have been moved here, files may have appeared in out_dir meanwhile
-            check_outputs([(option, out_dir)], inputs)
-            check_folder_output(out_dir, tool, force, option)
             if os.path.lexists(out_dir):
                 old = tempfile.mkdtemp(prefix=temp_prefix(out_dir, "old"), dir=parent)
                 os.rename(out_dir, os.path.join(old, "previous"))

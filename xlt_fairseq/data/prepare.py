@@ -184,11 +184,12 @@ def prepare_corpus(spec: CorpusSpec, encoder, destdir, workers: int = 1) -> dict
     returns its ``meta.json`` content. ``encoder``: a PieceEncoder or an encoder directory."""
     spec.check()
     spec.check_files()
+    encoder_dir = encoder.encoder_dir if isinstance(encoder, PieceEncoder) else encoder
+    inputs = spec.input_paths() + [("--encoder-dir", encoder_dir)]
+    check_outputs([("--destdir", destdir)], inputs)  # before any work
     if not isinstance(encoder, PieceEncoder):
         encoder = PieceEncoder(encoder)
     final = corpora.corpus_dir(destdir, spec.folder, spec.key)
-    inputs = spec.input_paths() + [("--encoder-dir", encoder.encoder_dir)]
-    check_outputs([("--destdir", destdir)], inputs)  # before any work
     with signals_as_exceptions(), _gc_paused():
         read = _read(spec)  # bad data stops here, before the data root is touched
         staged = StagedRoot(destdir, encoder, [final], label=f"{spec.folder}-{spec.key}", inputs=inputs)

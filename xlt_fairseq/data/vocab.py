@@ -87,8 +87,8 @@ def build_vocab(
             write_fairseq_dict(os.path.join(tmp, SPM_FILE), os.path.join(tmp, DICT_FILE))
         # the two files belong together: no signal, and no other run writing the same --out, may leave one
         # new and one old
+        check_outputs([("--out", out_dir)], sources)
         with root_lock(out_dir), signals_deferred(), os_errors(out_dir):
-            check_outputs([("--out", out_dir)], sources)
             os.makedirs(out_dir, exist_ok=True)
             for name in (SPM_FILE, DICT_FILE):
                 os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))

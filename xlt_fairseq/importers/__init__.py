@@ -236,8 +236,8 @@ def finish_encoder_dir(tmp: str, out_dir: str, info: dict, inputs: Sequence = ()
     with open(os.path.join(tmp, INFO_FILE), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=2, ensure_ascii=False)
         f.write("\n")
+    check_outputs([("--out", out_dir)], inputs)
     with signals_deferred():
-        check_outputs([("--out", out_dir)], inputs)
         os.makedirs(out_dir, exist_ok=True)
         for name in (SPM_FILE, DICT_FILE, MODEL_FILE, INFO_FILE):
             os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
