@@ -74,7 +74,10 @@ def input_path(path: str):
     try:
         name = os.path.join(tmp, "stdin")
         with open(name, "wb") as f:
-            shutil.copyfileobj(getattr(sys.stdin, "buffer", None) or sys.stdin, f)
+            if hasattr(sys.stdin, "buffer"):
+                shutil.copyfileobj(sys.stdin.buffer, f)
+            else:  # a text stream without bytes (a program that replaced sys.stdin)
+                f.write(sys.stdin.read().encode("utf-8"))
         yield name
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

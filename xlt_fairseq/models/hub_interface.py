@@ -429,12 +429,15 @@ class XLTHubInterface(nn.Module):
         Further keyword arguments are fairseq generation options (``lenpen``, ``sampling``, ...)."""
         from ..data import binarize
 
-        from ..generation import check_generation_options
+        from ..generation import GenerationOptionsError, check_generation_options
 
         if self.model.decoder is None:
             raise HubError("this model has no translation decoder (it was trained without translation data)")
         get = generation.get
-        check_generation_options(beam, nbest, get("min_len"), max_len_a, max_len_b, get("max_len"), bool(get("sampling")))
+        try:
+            check_generation_options(beam, nbest, get("min_len"), max_len_a, max_len_b, get("max_len"), bool(get("sampling")))
+        except GenerationOptionsError as e:
+            raise HubError(str(e)) from None
         single = isinstance(texts, str)
         items = self._texts(texts)
         if not items:
