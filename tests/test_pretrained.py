@@ -105,10 +105,11 @@ def test_features_equal_fairseq(tiny_data, fairseq_checkpoint):
     mask = tokens.ne(1)
     for ref in (hub_features(xlmr, tokens), hub_features(roberta, tokens)):
         assert (ours - ref)[mask].abs().max().item() < 1e-5
-    # the masked-LM head came along (tied to the embeddings)
+    # the masked-LM head came along: its own output layer starts as the (pretrained, tied in XLM-R) embeddings
     se, head = model.encoder, xlmr.model.encoder.lm_head
     assert torch.equal(se.lm_head.dense.weight, head.dense.weight)
-    assert se.lm_head.weight.data_ptr() == se.sentence_encoder.embed_tokens.weight.data_ptr()
+    assert se.lm_head.weight is not se.sentence_encoder.embed_tokens.weight
+    assert torch.equal(se.lm_head.weight, head.weight)
     with torch.no_grad():
         h = xlt_features(model, tokens)
         assert torch.allclose(se.lm_head(h), head(hub_features(xlmr, tokens)), atol=1e-4)

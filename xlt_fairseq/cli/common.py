@@ -30,6 +30,7 @@ def add_model_arguments(parser):
     parser.add_argument("--data", help="with --checkpoint: its data root (default: the one it was trained on)")
     parser.add_argument("--encoder-dir", help="with --checkpoint: the encoder directory (default: the data root's)")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is available")
+    parser.add_argument("--verbose", action="store_true", help="log the model's loading (INFO; default: warnings only)")
 
 
 def model_inputs(args) -> list:
@@ -41,11 +42,13 @@ def model_inputs(args) -> list:
 
 
 def setup(args=None):
-    """Threads (the cores free now; OMP_NUM_THREADS wins) and warning-level logging."""
+    """Threads (the cores free now; OMP_NUM_THREADS wins) and warning-level logging (INFO with
+    ``--verbose``: the model's loading, fairseq's messages)."""
     from ..hardware import configure_threads
 
     configure_threads()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", force=True)
+    level = logging.INFO if getattr(args, "verbose", False) else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s", force=True)
 
 
 def load(args, half: bool = False):
@@ -135,9 +138,9 @@ def run_tool(parser, argv, work) -> int:
     JSON; a user's error is ``error: ...`` on stderr and exit status 1."""
     import json
 
-    from ..data.staging import Interrupted, signals_as_exceptions
-
     args = parser.parse_args(argv)
+    from ..data.staging import Interrupted, signals_as_exceptions  # (after parsing: it imports fairseq)
+
     setup(args)
     try:
         with signals_as_exceptions():  # SIGTERM and SIGHUP clean up as Ctrl-C does

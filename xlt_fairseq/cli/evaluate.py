@@ -48,13 +48,15 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    from ..data.manifest import parse_label_map
-    from ..data.outputs import check_outputs
-    from ..experiments.evaluation import evaluate_file, make_spec
-    from ..generation import check_generation_options
-    from .common import model_inputs, run_tool
+    from .common import run_tool
 
     def work(args):
+        from ..data.manifest import parse_label_map
+        from ..data.outputs import check_outputs
+        from ..experiments.evaluation import evaluate_file, make_spec
+        from ..generation import check_generation_options
+        from .common import model_inputs
+
         check_generation_options(beam=args.beam)  # before the model is loaded
         options = {
             "tag_scheme": args.tag_scheme,

@@ -17,17 +17,16 @@ import argparse
 import json
 import logging
 
-from xlt_fairseq.checkpoint_safety import UnsafeCheckpointError
-from xlt_fairseq.importers import ConversionError
-from xlt_fairseq.importers.hf import import_hf
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hf-dir", required=True, help="local Hugging Face model folder")
     parser.add_argument("--out", required=True, help="fairseq checkpoint directory to write")
     args = parser.parse_args(argv)
+    from xlt_fairseq.checkpoint_safety import UnsafeCheckpointError
     from xlt_fairseq.hardware import configure_threads
+    from xlt_fairseq.importers import ConversionError
+    from xlt_fairseq.importers.hf import import_hf
 
     configure_threads()  # the cores free now (OMP_NUM_THREADS to choose)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")

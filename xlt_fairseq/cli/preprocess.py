@@ -17,12 +17,9 @@ import json
 import logging
 from typing import List, Optional
 
-from ..data import prepare
 from ..data.formats import FORMATS
 from ..data.manifest import load_tier_file
-from ..data.outputs import check_outputs
 from ..data.spec import CorpusSpec, add_spec_arguments, parse_label_map, spec_fields
-from .errors import run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +69,10 @@ def spec_from_args(args: argparse.Namespace) -> CorpusSpec:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from ..data import prepare
+    from ..data.outputs import check_outputs
+    from .errors import run
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
     def body() -> int:

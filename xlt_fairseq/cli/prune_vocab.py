@@ -22,14 +22,6 @@ import argparse
 import json
 import logging
 
-import numpy as np
-
-from xlt_fairseq.checkpoint_safety import UnsafeCheckpointError
-from xlt_fairseq.data.binarize import EncoderVocabularyError, PieceEncoder
-from xlt_fairseq.data.formats import DataFormatError
-from xlt_fairseq.importers import ConversionError
-from xlt_fairseq.importers.prune import ids_in_data_root, ids_in_files, ids_in_text, prune_encoder_dir
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -40,12 +32,19 @@ def main(argv=None):
     parser.add_argument("--labelled", nargs="*", default=[], help="label<TAB>text files, e.g. sentiment train/dev/test")
     parser.add_argument("--out", required=True, help="pruned encoder directory to write")
     args = parser.parse_args(argv)
+    if not (args.data_bin or args.text or args.tagged or args.labelled):
+        parser.error("give --data-bin, --text, --tagged and/or --labelled")
+    import numpy as np
+
+    from xlt_fairseq.checkpoint_safety import UnsafeCheckpointError
+    from xlt_fairseq.data.binarize import EncoderVocabularyError, PieceEncoder
+    from xlt_fairseq.data.formats import DataFormatError
     from xlt_fairseq.hardware import configure_threads
+    from xlt_fairseq.importers import ConversionError
+    from xlt_fairseq.importers.prune import ids_in_data_root, ids_in_files, ids_in_text, prune_encoder_dir
 
     configure_threads()  # the cores free now (OMP_NUM_THREADS to choose)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    if not (args.data_bin or args.text or args.tagged or args.labelled):
-        parser.error("give --data-bin, --text, --tagged and/or --labelled")
     from xlt_fairseq.data.outputs import check_outputs
 
     from .common import guarded

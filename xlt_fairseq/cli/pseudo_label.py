@@ -40,11 +40,11 @@ def main(argv=None) -> int:
     from xlt_fairseq.data.formats import read_tagged
     from xlt_fairseq.self_training import pseudo_label, read_unlabelled, write_conll
 
-    from xlt_fairseq.data.outputs import check_outputs
-
     from .common import load, model_inputs, run_tool
 
     def work(args):
+        from xlt_fairseq.data.outputs import check_outputs
+
         sources = [("--text", args.text)] + [("--exclude", p) for p in args.exclude] + model_inputs(args)
         check_outputs([("--out", args.out)], sources)  # before any work
         gold = []
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
         sentences = read_unlabelled(args.text, exclude=gold)
         hub = load(args)
         if args.lang:
-            hub._check_lang(args.lang)
+            hub.check_language(args.lang, args.task)
         kept = pseudo_label(
             hub, sentences, args.threshold, args.task, args.batch_size, args.max_sentences, args.empty_ratio
         )

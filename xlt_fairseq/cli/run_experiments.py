@@ -14,9 +14,6 @@ import argparse
 import json
 import logging
 
-from xlt_fairseq.experiments.grid import ConfigError, load_experiment
-from xlt_fairseq.experiments.runner import RunFailed, Runner, default_out
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -30,6 +27,8 @@ def main(argv=None):
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="log at INFO level")
     args = parser.parse_args(argv)
+    from xlt_fairseq.experiments.grid import ConfigError, load_experiment
+    from xlt_fairseq.experiments.runner import RunFailed, Runner, default_out
     from xlt_fairseq.hardware import configure_threads
 
     configure_threads()  # the cores free now (OMP_NUM_THREADS to choose)

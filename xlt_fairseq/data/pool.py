@@ -89,6 +89,7 @@ def _stop(pool: ProcessPoolExecutor, timeout: float = 1.0):
     current chunk within ``timeout`` seconds; the others are killed."""
     procs = list((getattr(pool, "_processes", None) or {}).values())
     results, calls = getattr(pool, "_result_queue", None), getattr(pool, "_call_queue", None)  # shutdown() forgets them
+    manager = getattr(pool, "_executor_manager_thread", None)  # and its thread
     pool.shutdown(wait=False, cancel_futures=True)
     deadline = time.monotonic() + timeout
     for p in procs:
@@ -109,6 +110,8 @@ def _stop(pool: ProcessPoolExecutor, timeout: float = 1.0):
             calls.cancel_join_thread()
             with contextlib.suppress(OSError):
                 calls._reader.close()
+    if manager is not None:  # it ends once it has seen every worker go: no thread of the pool outlives the call
+        manager.join(2.0)
 
 
 def ordered(pool: ProcessPoolExecutor, fn: Callable, jobs: Iterable) -> Iterator:

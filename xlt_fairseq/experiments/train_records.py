@@ -221,6 +221,10 @@ def train_in_process(argv: List[str]) -> Dict[str, List[dict]]:
     from fairseq import checkpoint_utils, options
     from fairseq_cli import train
 
+    import xlt_fairseq
+
+    xlt_fairseq.register()  # --user-dir finds the package imported already and registers nothing itself
+
     # fairseq keeps the best validation score in a function attribute: runs in one process would share it
     if hasattr(checkpoint_utils.save_checkpoint, "best"):
         del checkpoint_utils.save_checkpoint.best
