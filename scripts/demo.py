@@ -22,11 +22,14 @@ import logging
 import os
 import re
 import resource
+import signal
 import subprocess
 import sys
 import time
 
 from xlt_fairseq import hardware
+from xlt_fairseq.data.outputs import OutputError, check_outputs
+from xlt_fairseq.data.staging import Interrupted, child_process, signals_as_exceptions
 from xlt_fairseq.experiments.command import generate_command, train_command
 from xlt_fairseq.experiments.train_records import TRAIN_INNER, console_tail, read_training_log, run_training
 
@@ -41,14 +44,17 @@ def run(cmd, log=None):
     print("+ " + " ".join(cmd), flush=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     hardware.thread_env(env)  # the cores free now, not 2 threads fighting a busy process for one core
+    # each command in its own process group, stopped with the demo (Ctrl-C, SIGTERM, SIGHUP) or when it dies
     if log is None:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        with child_process(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+            stdout, _ = proc.communicate()
         if proc.returncode != 0:
-            tail = "\n".join(proc.stdout.splitlines()[-30:])
+            tail = "\n".join(stdout.splitlines()[-30:])
             sys.exit(f"{tail}\ncommand failed (exit {proc.returncode})")
         return ""
     with open(log, "w") as f:
-        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, env=env)
+        with child_process(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+            proc.wait()
     if proc.returncode != 0:
         sys.exit(console_tail(log, 30) + f"\ncommand failed (exit {proc.returncode}); log: {log}")
     with open(log, encoding="utf-8", errors="replace") as f:
@@ -166,6 +172,22 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=3e-4, help="peak learning rate")
     parser.add_argument("--fp32", action="store_true", help="train in fp32 even where the CPU has native bf16")
     args = parser.parse_args(argv)
+    try:
+        check_outputs([("--out", args.out)], [("the shipped sample", SAMPLE)])  # before any work
+        with signals_as_exceptions():  # SIGTERM and SIGHUP stop the commands as Ctrl-C does
+            return _demo(args)
+    except OutputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted (Ctrl-C)", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Interrupted as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 128 + e.signum
+
+
+def _demo(args):
     settings, precision_line = precision(hardware.cpu_supports_bf16(), allowed=not args.fp32)
     hardware.configure_threads()
     start = time.time()

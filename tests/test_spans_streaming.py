@@ -215,6 +215,49 @@ def test_an_input_error_stops_before_anything_is_written(trained_model, tmp_path
     assert rc == 1 and out == "" and err.strip() == "error: <stdin>:31: expected a JSON object"
 
 
+def test_a_stream_stopped_midway_or_redirected_onto_its_input_leaves_the_old_output(
+    trained_model, tmp_path, monkeypatch  # noqa: F811
+):
+    """Chunks go to a temporary file next to --output: SIGTERM after the first chunk (the tool turns it into
+    an exception) leaves the previous output and no temporary; an output made a link to the input while the
+    tool ran is refused at the end (the output rule of xlt_fairseq/data/outputs.py), the input untouched."""
+    import os
+    import signal
+
+    from xlt_fairseq.cli import predict as predict_cli
+    from xlt_fairseq.data.staging import Interrupted
+
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(_lines(30)) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    out.write_text("previous\n", encoding="utf-8")
+    argv = ["--model", trained_model["model"], "--task", "ner", "--input", str(src), "--output", str(out)]
+    original_predict = predict_cli.predict
+    calls = []
+
+    def stopped(hub, task, inputs, args, output_format="jsonl"):  # noqa: F811
+        calls.append(len(inputs))
+        if len(calls) == 2:
+            raise Interrupted(signal.SIGTERM)
+        return original_predict(hub, task, inputs, args, output_format)
+
+    monkeypatch.setattr(predict_cli, "predict", stopped)
+    rc, stdout, err = predict(argv + ["--chunk-size", "10"])
+    assert rc == 128 + signal.SIGTERM and err.strip() == "error: interrupted by SIGTERM; nothing was written", err
+    assert out.read_text(encoding="utf-8") == "previous\n" and sorted(os.listdir(tmp_path)) == ["in.txt", "out.jsonl"]
+
+    def redirected(hub, task, inputs, args, output_format="jsonl"):  # noqa: F811
+        out.unlink()
+        os.symlink(src, out)
+        return original_predict(hub, task, inputs, args, output_format)
+
+    monkeypatch.setattr(predict_cli, "predict", redirected)
+    before = src.read_bytes()
+    rc, _, err = predict(argv)
+    assert rc == 1 and f"--output {out}: is the input --input {src}" in err and len(err.splitlines()) == 1, err
+    assert src.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["in.txt", "out.jsonl"]
+
+
 def test_long_inputs_are_counted_in_one_warning(trained_model, caplog):  # noqa: F811
     long_text = " ".join(["agood1 aka"] * 400)  # far more pieces than the tiny model's positions
     rc, out, err = predict(["--model", trained_model["model"], "--task", "sentiment"], f"{long_text}\naka\n{long_text}\n")

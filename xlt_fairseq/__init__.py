@@ -72,6 +72,9 @@ class _SafeLoadingWhenFairseqLoads(importlib.abc.MetaPathFinder):
 
 
 if "fairseq" in sys.modules:  # imported by fairseq (--user-dir), or after it
+    from .generation import install_for_fairseq_cli  # light: neither fairseq nor torch
+
+    install_for_fairseq_cli()  # inside fairseq-generate & co.: one-line errors, generation options checked now
     register()
 elif not any(isinstance(f, _SafeLoadingWhenFairseqLoads) for f in sys.meta_path):
     sys.meta_path.insert(0, _SafeLoadingWhenFairseqLoads())

@@ -85,33 +85,46 @@ def by_language(values: List[str], what: str) -> Dict[str, List[str]]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from ..data.staging import signals_as_exceptions
 
     def body() -> int:
-        from ..experiments.bootstrap import bootstrap_files
-
-        gold: Dict[str, str] = {}
-        for lang, paths in by_language(args.gold, "gold").items():
-            if len(paths) > 1:
-                raise ValueError(f"--gold: {len(paths)} gold files for language {lang or '(none)'}")
-            gold[lang] = paths[0]
-        out = bootstrap_files(
-            by_language(args.a, "a"),
-            by_language(args.b, "b"),
-            gold,
-            samples=args.samples,
-            seed=args.seed,
-            confidence=args.confidence,
-            gold_format=args.gold_format,
-        )
-        text = json.dumps(out, indent=1, ensure_ascii=False)
-        if args.output:
-            from ..data.textio import write_text_atomic
-
-            write_text_atomic(args.output, text + "\n")
-        print(text)
-        return 0
+        with signals_as_exceptions():  # SIGTERM and SIGHUP clean up as Ctrl-C does
+            return _bootstrap(args)
 
     return run(body)
+
+
+def _bootstrap(args) -> int:
+    from ..data.outputs import check_file_output, check_outputs
+    from ..experiments.bootstrap import bootstrap_files
+
+    a, b = by_language(args.a, "a"), by_language(args.b, "b")
+    inputs = [(f"--{what}", p) for what, files in (("a", a), ("b", b)) for paths in files.values() for p in paths]
+    inputs += [("--gold", split_lang(v)[1]) for v in args.gold]
+    check_outputs([("--output", args.output)], inputs)  # before any work
+    if args.output:
+        check_file_output(args.output, "--output")
+    gold: Dict[str, str] = {}
+    for lang, paths in by_language(args.gold, "gold").items():
+        if len(paths) > 1:
+            raise ValueError(f"--gold: {len(paths)} gold files for language {lang or '(none)'}")
+        gold[lang] = paths[0]
+    out = bootstrap_files(
+        a,
+        b,
+        gold,
+        samples=args.samples,
+        seed=args.seed,
+        confidence=args.confidence,
+        gold_format=args.gold_format,
+    )
+    text = json.dumps(out, indent=1, ensure_ascii=False)
+    if args.output:
+        from ..data.textio import write_text_atomic
+
+        write_text_atomic(args.output, text + "\n", inputs, "--output")  # the inputs checked again
+    print(text)
+    return 0
 
 
 if __name__ == "__main__":

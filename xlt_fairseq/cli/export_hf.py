@@ -34,6 +34,9 @@ def main(argv=None) -> int:
     from .common import run_tool
 
     def work(args):
+        from ..data.outputs import check_outputs
+
+        check_outputs([("--out", args.out)], [("--model", args.model), ("--check-text", args.check_text)])
         from ..data import formats
         from ..exporters.hf import export_hf
 

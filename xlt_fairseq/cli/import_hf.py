@@ -16,7 +16,6 @@ to OUT/xlt_encoder.json.
 import argparse
 import json
 import logging
-import sys
 
 
 def main(argv=None):
@@ -31,10 +30,11 @@ def main(argv=None):
 
     configure_threads()  # the cores free now (OMP_NUM_THREADS to choose)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
+    from .common import guarded
+
+    def body():
         summary = import_hf(args.hf_dir, args.out)
-    except (ConversionError, UnsafeCheckpointError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps({"out": args.out, "notes": summary["notes"], "xlt_flags": " ".join(summary["xlt_flags"])}))
-    return 0
+        print(json.dumps({"out": args.out, "notes": summary["notes"], "xlt_flags": " ".join(summary["xlt_flags"])}))
+        return 0
+
+    return guarded(body, (ConversionError, UnsafeCheckpointError, OSError))

@@ -40,9 +40,14 @@ def main(argv=None):
         except MissingExtraError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
-    from xlt_fairseq.experiments.report import make_report
+    from xlt_fairseq.data.outputs import check_outputs
 
-    try:
+    from .common import guarded
+
+    def body():
+        check_outputs([("--out", args.out)], [("results", p) for p in args.results])  # before any work
+        from xlt_fairseq.experiments.report import make_report
+
         written = make_report(
             args.results,
             args.out,
@@ -51,9 +56,8 @@ def main(argv=None):
             bootstrap_samples=args.bootstrap,
             bootstrap_seed=args.bootstrap_seed,
         )
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    for name, path in written.items():
-        print(f"{name}\t{path}")
-    return 0
+        for name, path in written.items():
+            print(f"{name}	{path}")
+        return 0
+
+    return guarded(body, (OSError, ValueError))

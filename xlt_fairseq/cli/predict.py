@@ -206,14 +206,20 @@ def warn_long_inputs(hub, kind: str):
 
 
 def run(args, path: str) -> None:
+    """Predicts ``path`` (``--input``, or standard input copied to a file) into ``--output``."""
     import contextlib
 
     from tqdm import tqdm
 
+    from ..data.outputs import check_outputs
     from ..data.task_names import builtin_kind
     from ..data.textio import atomic_output
-    from .common import load
+    from ..generation import check_generation_options
+    from .common import load, model_inputs
 
+    sources = [("--input", args.input)] + model_inputs(args)
+    check_outputs([("--output", args.output)], sources)  # before any work
+    check_generation_options(args.beam, args.nbest, None, args.max_len_a, args.max_len_b)  # before the model is loaded
     if args.chunk_size < 1 or args.batch_size < 1:
         raise ValueError("--chunk-size and --batch-size must be >= 1")
     kind = builtin_kind(args.task)
@@ -229,7 +235,7 @@ def run(args, path: str) -> None:
     hub = load(args, args.half)
     check_request(hub, kind, args.task, args.output_format)
     with contextlib.ExitStack() as stack:
-        out = sys.stdout if args.output == "-" else stack.enter_context(atomic_output(args.output))
+        out = sys.stdout if args.output == "-" else stack.enter_context(atomic_output(args.output, sources, "--output"))
         bar = stack.enter_context(
             tqdm(total=total, unit="input", file=sys.stderr, disable=not sys.stderr.isatty(), dynamic_ncols=True)
         )
@@ -242,16 +248,20 @@ def run(args, path: str) -> None:
 
 
 def main(argv=None) -> int:
-    from .common import input_path, report, setup, user_errors
+    from .common import input_path, interrupted, report, setup, user_errors
 
     args = build_parser().parse_args(argv)
+    from ..data.staging import Interrupted, signals_as_exceptions
+
     setup(args)
     errors = user_errors()
-    with input_path(args.input) as path:
+    with signals_as_exceptions(), input_path(args.input) as path:
         try:
             run(args, path)
         except errors as e:
             return report(e, path if args.input == "-" else None)
+        except (Interrupted, KeyboardInterrupt) as e:
+            return interrupted(e)
     return 0
 
 

@@ -21,7 +21,6 @@ vocabulary.
 import argparse
 import json
 import logging
-import sys
 
 
 def main(argv=None):
@@ -46,15 +45,22 @@ def main(argv=None):
 
     configure_threads()  # the cores free now (OMP_NUM_THREADS to choose)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
+    from xlt_fairseq.data.outputs import check_outputs
+
+    from .common import guarded
+
+    inputs = [("--data-bin", p) for p in args.data_bin] + [("--text", p) for p in args.text]
+    inputs += [("--tagged", p) for p in args.tagged] + [("--labelled", p) for p in args.labelled]
+
+    def body():
+        check_outputs([("--out", args.out)], [("--encoder-dir", args.encoder_dir)] + inputs)  # before any work
         used = [ids_in_data_root(root, args.encoder_dir) for root in args.data_bin]
         if args.text or args.tagged or args.labelled:
             pieces = PieceEncoder(args.encoder_dir)
             used.append(ids_in_text(pieces, args.text))
             used.append(ids_in_files(pieces, args.tagged, args.labelled))
-        summary = prune_encoder_dir(args.encoder_dir, args.out, np.unique(np.concatenate(used)))
-    except (ConversionError, EncoderVocabularyError, DataFormatError, UnsafeCheckpointError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps({"out": args.out, **summary}))
-    return 0
+        summary = prune_encoder_dir(args.encoder_dir, args.out, np.unique(np.concatenate(used)), inputs)
+        print(json.dumps({"out": args.out, **summary}))
+        return 0
+
+    return guarded(body, (ConversionError, EncoderVocabularyError, DataFormatError, UnsafeCheckpointError, OSError))

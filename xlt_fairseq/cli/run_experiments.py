@@ -13,7 +13,6 @@ are skipped, so an interrupted grid resumes. See docs/experiments.md.
 import argparse
 import json
 import logging
-import sys
 
 
 def main(argv=None):
@@ -36,17 +35,23 @@ def main(argv=None):
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s", force=True
     )
-    try:
+    from xlt_fairseq.data.outputs import check_outputs
+
+    from .common import guarded
+
+    def body():
+        check_outputs([("--out", args.out)], [("config", args.config)])  # before any work
         exp = load_experiment(args.config)
         out = args.out or default_out(exp)
+        check_outputs([("--out", out)], [("config", args.config)])  # before any work
         runner = Runner(exp, out, progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints)
         if args.dry_run:
             for run in runner.plan():
                 print(json.dumps(run))
             return 0
+        # SIGTERM, SIGHUP and Ctrl-C stop the training in progress too (its whole process group)
         counts = runner.run(max_runs=args.max_runs, only=args.only, keep_going=args.keep_going)
-    except (ConfigError, RunFailed, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps({"out": runner.out, "results": runner.results, **counts}))
-    return 0
+        print(json.dumps({"out": runner.out, "results": runner.results, **counts}))
+        return 0
+
+    return guarded(body, (ConfigError, RunFailed, ValueError, RuntimeError))

@@ -54,17 +54,17 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _split_and_write(args) -> int:
+    from ..data.outputs import check_file_output, check_outputs, new_temporary
     from ..data.staging import os_errors, signals_deferred
 
     if args.max_examples is not None and args.max_examples < 1:
         raise ValueError(f"--max-examples must be at least 1, got {args.max_examples}")
-    if os.path.abspath(args.select) == os.path.abspath(args.report):
-        raise ValueError(f"--select and --report are the same file ({args.select})")
-    for out in (args.select, args.report):
-        if os.path.abspath(out) == os.path.abspath(args.input):
-            raise ValueError(f"{out}: an output would overwrite the input")
-        if os.path.isdir(out):
-            raise ValueError(f"{out}: is a directory, not a file")
+    halves_out = [("select", "--select", args.select), ("report", "--report", args.report)]
+    outputs = [(option, out) for _, option, out in halves_out]  # each half, and next to it its record
+    outputs += [(f"{option} record", record_path(out)) for _, option, out in halves_out]
+    check_outputs(outputs, [("input", args.input)])  # before any work
+    for option, out in outputs:
+        check_file_output(out, option)
     halves = split(args.input, args.format, args.salt)
     if args.max_examples:
         halves = {k: v[: args.max_examples] for k, v in halves.items()}
@@ -74,24 +74,25 @@ def _split_and_write(args) -> int:
             return 1
     temps = []
     try:
-        for name in ("select", "report"):
-            out = getattr(args, name)
+        for name, _, out in halves_out:
             text = "".join(halves[name])
-            with os_errors(out):
-                os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-                for path, content in (
-                    (out, text),
-                    (record_path(out), record(name, args.input, args.salt, len(halves[name]), text)),
-                ):
-                    temps.append(path)  # before writing: a failed write leaves no .tmp behind either
-                    with open(path + ".tmp", "w", encoding="utf-8", newline="") as f:
+            for path, content in (
+                (out, text),
+                (record_path(out), record(name, args.input, args.salt, len(halves[name]), text)),
+            ):
+                with os_errors(path):
+                    temps.append((new_temporary(path), path))  # before writing: a failed write leaves none behind
+                    with open(temps[-1][0], "w", encoding="utf-8", newline="") as f:
                         f.write(content)
+        check_outputs(outputs, [("input", args.input)])  # again, now: a link may have been made meanwhile
+        for option, out in outputs:
+            check_file_output(out, option)
         with signals_deferred(), os_errors(args.select):  # both halves or neither
-            for out in temps:
-                os.replace(out + ".tmp", out)
+            for tmp, out in temps:
+                os.replace(tmp, out)
     finally:
-        for out in temps:
-            if os.path.exists(out + ".tmp"):
-                os.remove(out + ".tmp")
+        for tmp, _ in temps:
+            if os.path.exists(tmp):
+                os.remove(tmp)
     print(json.dumps({"input": args.input, "select": len(halves["select"]), "report": len(halves["report"])}))
     return 0

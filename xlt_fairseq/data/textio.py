@@ -10,7 +10,6 @@ import contextlib
 import os
 import re
 import stat
-import tempfile
 from typing import Iterator, List, Tuple
 
 
@@ -162,26 +161,24 @@ def check_exists(path):
         raise DataFormatError(path, None, "file is empty")
 
 
-def write_text_atomic(path, text: str):
+def write_text_atomic(path, text: str, inputs=(), option: str = ""):
     """Writes ``text`` (UTF-8) to ``path`` through a temporary file in the same
     folder, renamed into place when complete: ``path`` is at every moment either
-    its old content or the whole new one."""
-    with atomic_output(path) as f:
-        f.write(text)
+    its old content or the whole new one, and never one of ``inputs``
+    (:func:`xlt_fairseq.data.outputs.write_text`)."""
+    from .outputs import write_text
+
+    write_text(path, text, inputs, option)
 
 
 @contextlib.contextmanager
-def atomic_output(path):
+def atomic_output(path, inputs=(), option: str = ""):
     """A text file (UTF-8) to write ``path`` piece by piece: a temporary file in the same
-    folder, renamed into place when the block ends without an error and removed when it
-    raises (``path`` keeps its old content, or stays absent)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+    folder, renamed into place when the block ends without an error, after ``inputs`` have
+    been checked again (:func:`xlt_fairseq.data.outputs.staged_file`), and removed when it
+    raises or a signal stops the tool (``path`` keeps its old content, or stays absent)."""
+    from .outputs import staged_file
+
+    with staged_file(path, inputs, option) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
             yield f
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

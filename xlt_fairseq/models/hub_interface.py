@@ -75,15 +75,18 @@ def load_hub(
     xlt_fairseq.register()  # the task, model and criterion; the safe-loading allowlist
 
     from ..data.binarize import DICT_FILE, EncoderVocabularyError, PieceEncoder, file_md5
-    from ..export import MODEL_FILE, is_model_dir, read_info
+    from ..export import MODEL_FILE, check_model_dir, is_model_dir, looks_like_model_dir, read_info
 
     info = None
     if is_model_dir(path):
         info = read_info(path)
+        check_model_dir(path, info)
         ck = os.path.join(path, checkpoint_file or MODEL_FILE)
         data = os.path.abspath(path)
         encoder_dir = encoder_dir or data
     else:
+        if checkpoint_file in (None, MODEL_FILE) and looks_like_model_dir(path):
+            check_model_dir(path)  # xlt_model.json missing: not "checkpoint_best.pt not found"
         ck = _checkpoint_path(path, checkpoint_file)
     if not os.path.isfile(ck):
         raise HubError(f"{ck}: checkpoint not found")
@@ -481,11 +484,15 @@ class XLTHubInterface(nn.Module):
         of the hypothesis); with ``nbest`` > 1 also ``"nbest"``, the ``nbest`` best hypotheses.
         Further keyword arguments are fairseq generation options (``lenpen``, ``sampling``, ...)."""
         from ..data import binarize
+        from ..generation import GenerationOptionsError, check_generation_options
 
         if self.model.decoder is None:
             raise HubError("this model has no translation decoder (it was trained without translation data)")
-        if nbest > beam:
-            raise HubError(f"nbest ({nbest}) cannot exceed the beam ({beam})")
+        get = generation.get
+        try:
+            check_generation_options(beam, nbest, get("min_len"), max_len_a, max_len_b, get("max_len"), bool(get("sampling")))
+        except GenerationOptionsError as e:
+            raise HubError(str(e)) from None
         single = isinstance(texts, str)
         items = self._texts(texts)
         if not items:

@@ -444,6 +444,14 @@ class XLTMultitaskTask(FairseqTask):
 
     # ---- validation with BLEU --------------------------------------------------
 
+    def build_generator(self, models, args, **kwargs):
+        """fairseq's generator, after refusing options no generation can satisfy (``--nbest 0``, a
+        beam below 1, a maximum length below the minimum) with one clear error."""
+        from ..generation import check_generation_args
+
+        check_generation_args(args)
+        return super().build_generator(models, args, **kwargs)
+
     def valid_step(self, sample, model, criterion):
         with self.autocast(model):
             loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
