@@ -66,9 +66,32 @@ class _SafeLoadingWhenFairseqLoads(importlib.abc.MetaPathFinder):
             from . import checkpoint_safety
 
             checkpoint_safety.install()  # idempotent; a no-op while checkpoint_safety itself is importing
+            _register_with_user_dir(module)
 
         spec.loader.exec_module = exec_then_secure
         return spec
+
+
+def _register_with_user_dir(fairseq):
+    """fairseq imports a ``--user-dir`` package only once: when the plugin was imported before fairseq (a
+    script that imports ``xlt_fairseq`` and then parses fairseq's options), its ``import_user_module``
+    finds it loaded and registers nothing. Wrapped here so that naming this package as ``--user-dir``
+    registers it then, when every import has finished."""
+    import os
+
+    utils = getattr(fairseq, "utils", None)
+    original = getattr(utils, "import_user_module", None)
+    if original is None or getattr(original, "_xlt_wrapped", False):
+        return
+
+    def import_user_module(args):
+        original(args)
+        user_dir = getattr(args, "user_dir", None)
+        if user_dir and os.path.realpath(user_dir.rstrip("/")) == os.path.dirname(os.path.realpath(__file__)):
+            register()
+
+    import_user_module._xlt_wrapped = True
+    utils.import_user_module = import_user_module
 
 
 if "fairseq" in sys.modules:  # imported by fairseq (--user-dir), or after it
