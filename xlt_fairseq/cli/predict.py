@@ -12,6 +12,7 @@ probabilities/scores, ``conll`` (tagging: ``word<TAB>label``), or ``tsv``.
     xlt-predict --model model_dir --task ner --lang sw < sentences.txt
     echo "habari njema sana" | xlt-predict --model model_dir --task sentiment
     xlt-predict --model model_dir --task translation --input news.en --output-format tsv
+    xlt-predict --model model_dir --task ner --engine onnx-int8 < sentences.txt     # after xlt-export-onnx
     xlt-predict --checkpoint checkpoints/checkpoint_best.pt --task ner --format conll --input test.conll
 """
 
@@ -48,6 +49,14 @@ def build_parser():
     parser.add_argument("--max-len-a", type=float, default=1.2, help="translation: max length a*source+b")
     parser.add_argument("--max-len-b", type=int, default=10)
     parser.add_argument("--half", action="store_true", help="fp16 inference (GPU only)")
+    parser.add_argument(
+        "--engine",
+        default="torch",
+        choices=("torch", "onnx", "onnx-int8"),
+        help="tagging/classification: run the head with its ONNX export (fp32 or int8; xlt-export-onnx) "
+        "in onnxruntime instead of torch",
+    )
+    parser.add_argument("--onnx-dir", help="--engine onnx*: the export's folder (default: MODEL/onnx/TASK)")
     return parser
 
 
@@ -140,6 +149,12 @@ def main(argv=None) -> int:
             hub = load(args, args.half)
             if kind != "translation" and args.task not in hub.heads:
                 raise ValueError(f"--task {args.task}: the model has no such head (heads: {', '.join(hub.heads)})")
+            if args.engine != "torch":
+                from ..exporters.onnx import ENGINES
+
+                if kind not in ("tagging", "classification"):
+                    raise ValueError(f"--engine {args.engine}: only tagging and classification heads run in ONNX")
+                hub.use_onnx(args.task, args.onnx_dir, ENGINES[args.engine])
             lines = format_rows(kind, predict(hub, args.task, inputs, args), args.output_format)
             write_output(args.output, lines)
         except errors as e:
