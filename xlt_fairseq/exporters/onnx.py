@@ -70,10 +70,17 @@ class OnnxExportError(ValueError):
     """A model or head that cannot be exported, or an export that fails its checks (the message says why)."""
 
 
-def onnxruntime():
-    from ..optional import require
+def _require(module: str, purpose: str):
+    from ..optional import MissingExtraError, require
 
-    return require("onnxruntime", "running an ONNX export (xlt-export-onnx, --engine onnx)")
+    try:
+        return require(module, purpose)
+    except MissingExtraError as e:
+        raise OnnxExportError(str(e)) from None
+
+
+def onnxruntime():
+    return _require("onnxruntime", "running an ONNX export (xlt-export-onnx, --engine onnx)")
 
 
 def default_dir(model_dir: str, task: str) -> str:
@@ -252,7 +259,7 @@ def export_onnx(
     from ..models.hub_interface import load_hub
 
     onnxruntime()
-    onnx = _require_onnx()
+    onnx = _require("onnx", "xlt-export-onnx")
     if quantize not in (None, "int8"):
         raise OnnxExportError(f"--quantize {quantize}: only int8 (dynamic quantisation) is available")
     if out_dir is None:
@@ -361,12 +368,6 @@ def export_onnx(
             f.write("\n")
     logger.info(f"wrote {out_dir} ({', '.join(summary['files'])}; max logit difference {worst:.2e})")
     return dict(summary, out=out_dir)
-
-
-def _require_onnx():
-    from ..optional import require
-
-    return require("onnx", "xlt-export-onnx")
 
 
 class attached:
