@@ -108,12 +108,17 @@ def _scrubbed_sentencepiece(path: str) -> bytes:
 @contextlib.contextmanager
 def staged_folder(out_dir: str, prefix: str):
     """A temporary folder next to ``out_dir``, moved into its place (replacing it) when
-    the block ends without an error; removed otherwise: ``out_dir`` is never half-written."""
+    the block ends without an error; removed otherwise: ``out_dir`` is never half-written.
+    What is moved into place has the umask's modes (``file_modes.publish``), not the
+    temporary folder's 0700 or the 0600 of files a library staged with ``mkstemp``."""
+    from .file_modes import publish
+
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
     try:
         yield tmp
+        publish(tmp)
         if os.path.exists(out_dir):
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)

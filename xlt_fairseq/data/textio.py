@@ -130,10 +130,13 @@ def write_text_atomic(path, text: str):
     folder, renamed into place when complete: ``path`` is at every moment either
     its old content or the whole new one."""
     folder = os.path.dirname(os.path.abspath(path))
+    from ..file_modes import publish
+
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        publish(tmp)  # the umask's mode, not mkstemp's 0600
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
