@@ -171,19 +171,21 @@ def test_an_int8_model_that_loses_f1_is_refused_and_nothing_is_written(trained_m
     quantize = onnx_export.quantize_int8
 
     def damaged(src, dst):
-        quantize(src, dst)
+        kept = quantize(src, dst)
         graph = onnx.load(dst)
         n_labels = len(json.load(open(os.path.join(trained_model["model"], "xlt_model.json")))["labels"]["ner"])
         for init in graph.graph.initializer:
             if init.data_type == onnx.TensorProto.FLOAT and list(init.dims) == [n_labels]:  # the classifier's bias
                 bias = onnx.numpy_helper.to_array(init).copy()
-                bias[0] += 50.0  # always "O"
+                bias[0] += 50.0  # "O" far more often
                 init.CopyFrom(onnx.numpy_helper.from_array(bias, init.name))
         onnx.save(graph, dst)
+        return kept
 
     monkeypatch.setattr(onnx_export, "quantize_int8", damaged)
     out = tmp_path / "out"
     dev = trained_model["raw"][("ner", "bb", "valid")]
-    with pytest.raises(onnx_export.OnnxExportError, match=r"entity_f1 of the int8 ONNX model is 0\.0000, .* nothing written"):
+    refused = r"entity_f1 of the int8 ONNX model is 0\.\d+, 0\.\d+ below the torch model.s .* nothing written"
+    with pytest.raises(onnx_export.OnnxExportError, match=refused):
         onnx_export.export_onnx(trained_model["model"], "ner", str(out), quantize="int8", check_dev=dev, lang="bb")
     assert os.listdir(tmp_path) == []
