@@ -10,6 +10,7 @@ interfaces (``fairseq/models/roberta/hub_interface.py``)::
     xlt.classify(["habari njema sana"])                 # label and class probabilities
     xlt.translate(["hello world"], beam=5)              # in-process generation, with scores
     xlt.logits("Amina anaishi Nairobi.", "ner")         # raw per-piece logits (<s> ... </s>)
+    xlt.use_onnx("ner", precision="int8")               # the head in onnxruntime (xlt-export-onnx)
 
 It is the one inference engine of the plugin: ``xlt-predict``, ``xlt-evaluate``
 (and the experiment runner) and the exporters all run through it. Text is
