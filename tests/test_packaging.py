@@ -32,7 +32,10 @@ EXTRAS = {
 OPTIONAL = sorted(set().union(*EXTRAS.values()))
 # modules that exist only to be loaded by the optional package itself: the modeling code copied into an
 # exported transformers folder (loaded with trust_remote_code) imports transformers at its top
-FOR_THE_EXTRA_ONLY = {"xlt_fairseq.exporters.modeling_xlt": "transformers"}
+FOR_THE_EXTRA_ONLY = {
+    "xlt_fairseq.exporters.modeling_xlt": "transformers",
+    "xlt_fairseq.exporters.pipeline_xlt": "transformers",  # and the pipeline copied next to it
+}
 
 
 def _requirement_name(req):

@@ -39,7 +39,8 @@ joined by ``delimiter``, default a space).
 
 import numpy as np
 import torch
-from transformers.pipelines.token_classification import AggregationStrategy, TokenClassificationPipeline
+from transformers import TokenClassificationPipeline
+from transformers.pipelines.token_classification import AggregationStrategy
 
 from .words import split_words  # the exported folder's copy of xlt_fairseq/data/words.py
 
