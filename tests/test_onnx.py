@@ -189,3 +189,24 @@ def test_an_int8_model_that_loses_f1_is_refused_and_nothing_is_written(trained_m
     with pytest.raises(onnx_export.OnnxExportError, match=refused):
         onnx_export.export_onnx(trained_model["model"], "ner", str(out), quantize="int8", check_dev=dev, lang="bb")
     assert os.listdir(tmp_path) == []
+
+
+def test_smoothing_keeps_the_function_and_rescales_the_fc2_inputs(hub):  # noqa: F811
+    """smooth_fc2 divides each feed-forward output projection's input channel by its scale and multiplies the
+    weight's column by it: the logits stay the torch model's."""
+    import copy
+
+    from fairseq.data import data_utils
+
+    from xlt_fairseq.exporters.onnx import _Smoothed, smooth_fc2
+
+    items = [hub.encode(t.split()) for t in ["Aper1 aka ake , Aloc2 .", "bka binc Borg1 binc", "aka ake ama"]]
+    batch = data_utils.collate_tokens(items, pad_idx=hub.task.dictionary.pad())
+    model = copy.deepcopy(hub.model).float().eval()
+    assert smooth_fc2(model, "ner", [batch], alpha=0.8) == len(hub.model.encoder.sentence_encoder.layers)
+    smoothed = [m.fc2 for m in model.modules() if isinstance(getattr(m, "fc2", None), _Smoothed)]
+    assert smoothed and all(not torch.allclose(f.inv_scale, torch.ones_like(f.inv_scale)) for f in smoothed)
+    with torch.no_grad():
+        before = hub.model(batch, None, task="ner")["logits"]
+        after = model(batch, None, task="ner")["logits"]
+    assert torch.allclose(before, after, atol=1e-4)
