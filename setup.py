@@ -14,6 +14,7 @@ CONSOLE_SCRIPTS = {
     "xlt-prepare": "prepare",
     "xlt-split-dev": "split_dev",
     "xlt-predict": "predict",
+    "xlt-serve": "serve",
     "xlt-evaluate": "evaluate",
     "xlt-export": "export",
     "xlt-export-hf": "export_hf",
@@ -25,6 +26,7 @@ CONSOLE_SCRIPTS = {
     "xlt-report": "make_report",
     "xlt-average": "average",
     "xlt-pseudo-label": "pseudo_label",
+    "xlt-bootstrap": "bootstrap",
 }
 
 # Optional parts, each imported only where it is used (xlt_fairseq/optional.py
@@ -38,6 +40,8 @@ EXTRAS = {
     "hf": ["transformers>=5", "safetensors>=0.4"],
     # xlt-export-onnx writes ONNX graphs (and int8 ones); xlt-predict --engine onnx runs them
     "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+    # xlt-serve: the HTTP endpoint
+    "serve": ["fastapi>=0.110", "uvicorn>=0.29"],
 }
 # the suite covers every extra, checks flake8 and builds the wheel (tests/test_packaging.py)
 EXTRAS["test"] = sorted(

@@ -185,6 +185,9 @@ def setup_task(argv):
     from fairseq import options, tasks
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
+    import xlt_fairseq
+
+    xlt_fairseq.register()  # a bare import of the plugin registers nothing (fast --help): --user-dir then finds it loaded
     cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(options.get_training_parser(), argv))
     return cfg, tasks.setup_task(cfg.task)
 

@@ -22,11 +22,14 @@ import logging
 import os
 import re
 import resource
+import signal
 import subprocess
 import sys
 import time
 
 from xlt_fairseq import hardware
+from xlt_fairseq.data.outputs import OutputError, check_outputs
+from xlt_fairseq.data.staging import Interrupted, child_process, signals_as_exceptions
 from xlt_fairseq.experiments.command import generate_command, train_command
 from xlt_fairseq.experiments.train_records import TRAIN_INNER, console_tail, read_training_log, run_training
 
@@ -41,14 +44,17 @@ def run(cmd, log=None):
     print("+ " + " ".join(cmd), flush=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     hardware.thread_env(env)  # the cores free now, not 2 threads fighting a busy process for one core
+    # each command in its own process group, stopped with the demo (Ctrl-C, SIGTERM, SIGHUP) or when it dies
     if log is None:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        with child_process(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+            stdout, _ = proc.communicate()
         if proc.returncode != 0:
-            tail = "\n".join(proc.stdout.splitlines()[-30:])
+            tail = "\n".join(stdout.splitlines()[-30:])
             sys.exit(f"{tail}\ncommand failed (exit {proc.returncode})")
         return ""
     with open(log, "w") as f:
-        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, env=env)
+        with child_process(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+            proc.wait()
     if proc.returncode != 0:
         sys.exit(console_tail(log, 30) + f"\ncommand failed (exit {proc.returncode}); log: {log}")
     with open(log, encoding="utf-8", errors="replace") as f:
@@ -148,13 +154,41 @@ def evaluate(checkpoint, out, tsne_sentences=100):
     return res
 
 
+def precision(native_bf16: bool, allowed: bool = True):
+    """The demo's training precision: ``--bf16-autocast`` where the CPU computes in bf16 natively (2.4x
+    faster than fp32 on an AMX machine, benchmarks/bench_cpu.py p9), fp32 elsewhere (emulated bf16 is slower).
+    Returns the train_command settings and the line the demo prints."""
+    if native_bf16 and allowed:
+        return {"bf16_autocast": True}, "precision: bf16 autocast (this CPU has native bf16: avx512_bf16/amx_bf16)"
+    why = "--fp32" if native_bf16 else "this CPU has no native bf16; emulated bf16 is slower than fp32"
+    return {}, f"precision: fp32 ({why})"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo_out")
     parser.add_argument("--max-update", type=int, default=400)
     parser.add_argument("--freeze-layers", type=int, default=6, help="lower encoder layers kept frozen")
     parser.add_argument("--lr", type=float, default=3e-4, help="peak learning rate")
+    parser.add_argument("--fp32", action="store_true", help="train in fp32 even where the CPU has native bf16")
     args = parser.parse_args(argv)
+    try:
+        check_outputs([("--out", args.out)], [("the shipped sample", SAMPLE)])  # before any work
+        with signals_as_exceptions():  # SIGTERM and SIGHUP stop the commands as Ctrl-C does
+            return _demo(args)
+    except OutputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted (Ctrl-C)", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Interrupted as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 128 + e.signum
+
+
+def _demo(args):
+    settings, precision_line = precision(hardware.cpu_supports_bf16(), allowed=not args.fp32)
     hardware.configure_threads()
     start = time.time()
     out = os.path.abspath(args.out)
@@ -174,6 +208,7 @@ def main(argv=None):
         preprocess(pruned, data)
 
     print("== 3. train the full framework (NER + sentiment + translation + masked LM + adversarial)", flush=True)
+    print("  " + precision_line, flush=True)
     cmd = train_command(
         data,
         {"ner": ["en", "sw"], "sentiment": ["sw", "yo"], "translation": ["en-sw"], "mlm": ["sw"]},
@@ -208,6 +243,7 @@ def main(argv=None):
         seed=1,
         cpu=True,
         num_workers=0,
+        **settings,
     )
     records = train(cmd, out)
     valids, trains = records["valid"], records[TRAIN_INNER]
@@ -267,7 +303,7 @@ def main(argv=None):
         "t-SNE of the sentence representations before/after training: {} (silhouette by language {:.3f} -> {:.3f})".format(
             evals["tsne"], evals["silhouette_before"], evals["silhouette_after"]
         ),
-        f"wall time {time.time() - start:.0f} s, peak memory {peak:.2f} GiB; outputs in {out}",
+        f"wall time {time.time() - start:.0f} s, peak memory {peak:.2f} GiB; outputs in {out}; {precision_line}",
     ]
     print("\n" + "\n".join(lines))
     with open(f"{out}/results.md", "w") as f:
@@ -284,6 +320,7 @@ def main(argv=None):
                 "tsne": {k: evals[k] for k in ("tsne", "silhouette_before", "silhouette_after")},
                 "wall_seconds": round(time.time() - start, 1),
                 "peak_rss_gib": round(peak, 3),
+                "bf16_autocast": bool(settings.get("bf16_autocast")),
             },
             f,
             indent=1,

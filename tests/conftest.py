@@ -23,6 +23,11 @@ def pytest_configure(config):
     if workers > 1 and not os.environ.get("OMP_NUM_THREADS"):
         os.environ["OMP_NUM_THREADS"] = str(max(1, usable_cores() // workers))
     configure_threads()
+    # `import xlt_fairseq` no longer imports fairseq; tests call fairseq's own parsers and loaders with
+    # --user-dir in-process, where fairseq finds the package imported already and registers nothing
+    import xlt_fairseq
+
+    xlt_fairseq.register()
 
 
 @pytest.fixture(scope="session")

@@ -106,3 +106,22 @@ def test_demo_runs_at_reduced_size(tmp_path):
     table = open(out / "results.md", encoding="utf-8").read()
     assert "| sw |" in table and "| yo |" in table and "peak memory" in table
     assert res["peak_rss_gib"] < 6.0
+
+
+def test_demo_trains_in_bf16_exactly_where_the_cpu_has_it(monkeypatch):
+    """The demo's precision follows the hardware detection: --bf16-autocast on a CPU with native bf16
+    (and says so), fp32 elsewhere or with --fp32; the flag reaches fairseq-train's command line."""
+    import demo
+
+    from xlt_fairseq import hardware
+    from xlt_fairseq.experiments.command import train_command
+
+    for flags, native in (({"avx512_bf16", "avx2"}, True), ({"amx_bf16"}, True), ({"avx2", "fma"}, False)):
+        monkeypatch.setattr(hardware, "cpu_flags", lambda path="/proc/cpuinfo", f=flags: set(f))
+        assert hardware.cpu_supports_bf16() is native
+        settings, line = demo.precision(hardware.cpu_supports_bf16())
+        assert settings == ({"bf16_autocast": True} if native else {})
+        assert line.startswith("precision: bf16 autocast" if native else "precision: fp32 (this CPU has no native bf16")
+        argv = train_command("data", {"ner": ["en"]}, arch="xlt_tiny", **settings).argv()
+        assert ("--bf16-autocast" in argv) is native
+    assert demo.precision(True, allowed=False) == ({}, "precision: fp32 (--fp32)")

@@ -304,6 +304,8 @@ def test_results_file_is_complete(tiny_grid):
         assert r["metrics"]["examples"] == 37  # every test sentence scored
         assert r["data_fraction"] == {"aa": 1.0, "bb": 0.25}[r["lang"]]
         assert r["test_split"] == "test" and r["train_time_s"] > 0
+        # synthetic test files: neither the dev file nor a half of one
+        assert (r["eval_split"], r["eval_path"]) == ("test", os.path.abspath(r["test_path"]))
         assert os.path.exists(os.path.join(tiny_grid["out"], r["checkpoint"]))
         with open(os.path.join(tiny_grid["out"], r["predictions"]), encoding="utf-8") as f:
             assert sum(1 for _ in f) == 37

@@ -39,7 +39,7 @@ def _sentences(run, lang="bb", split="test"):
 
 def test_graph_has_the_documented_interface_and_checks(ner_export, hub):  # noqa: F811
     folder, info = ner_export["folder"], ner_export["info"]
-    assert sorted(os.listdir(folder)) == ["model.int8.onnx", "model.onnx", "xlt_onnx.json"]
+    assert sorted(os.listdir(folder)) == [".xlt-output.json", "model.int8.onnx", "model.onnx", "xlt_onnx.json"]
     graph = onnx.load(os.path.join(folder, "model.onnx"))
     assert max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) == info["opset"] == 17
     (inp,) = graph.graph.input

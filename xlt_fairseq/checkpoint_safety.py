@@ -52,8 +52,6 @@ from typing import Iterator, List, Set
 
 import torch
 
-from .checkpoint_io import explain_corrupt
-
 logger = logging.getLogger(__name__)
 
 TRUST_ENV = "XLT_TRUST_CHECKPOINTS"
@@ -234,11 +232,15 @@ def _guarded(path) -> Iterator[None]:
 def load(path, map_location="cpu"):
     """``torch.load`` for xlt_fairseq's own readers (pretrained encoders,
     importers): safe loading with the allowlist, a clear error when refused,
-    and ``weights_only=False`` only for files the user trusts."""
+    and ``weights_only=False`` only for files the user trusts; a truncated or
+    corrupt file is a :class:`~xlt_fairseq.checkpoint_io.CheckpointReadError` naming it."""
+    from .checkpoint_io import explain_corrupt  # (not at the top: checkpoint_io imports fairseq)
+
     if is_trusted(path):
         logger.warning(f"{path}: trusted by {TRUST_ENV}: loading with weights_only=False")
-        return torch.load(path, map_location=map_location, weights_only=False)
-    with _torch_load_env(weights_only=True), _explained(path):
+        with explain_corrupt(path):
+            return torch.load(path, map_location=map_location, weights_only=False)
+    with explain_corrupt(path), _torch_load_env(weights_only=True), _explained(path):
         return torch.load(path, map_location=map_location, weights_only=True)
 
 
@@ -251,6 +253,8 @@ def _wrap_fairseq_loader():
 
     @functools.wraps(original)
     def load_checkpoint_to_cpu(path, *args, **kwargs):
+        from .checkpoint_io import explain_corrupt  # (not at the top: checkpoint_io imports fairseq)
+
         with explain_corrupt(path), _guarded(path):
             state = original(path, *args, **kwargs)
         _check_resumed_state(path, state)

@@ -21,12 +21,10 @@ complete: a failed export leaves nothing half-written.
 """
 
 import copy
-import contextlib
 import json
 import logging
 import os
 import shutil
-import tempfile
 from typing import Optional
 
 import torch
@@ -51,6 +49,34 @@ class ExportError(ValueError):
 
 def is_model_dir(path: str) -> bool:
     return os.path.isdir(path) and os.path.exists(os.path.join(path, INFO_FILE))
+
+
+def looks_like_model_dir(path: str) -> bool:
+    """A folder xlt-export wrote (its marker), or one with a ``model.pt`` and no
+    checkpoints of fairseq-train, complete or not."""
+    from .data.outputs import read_marker
+
+    if not os.path.isdir(path):
+        return False
+    if (read_marker(path) or {}).get("tool") == "xlt-export":
+        return True
+    names = os.listdir(path)
+    return MODEL_FILE in names and not any(n.startswith("checkpoint") and n.endswith(".pt") for n in names)
+
+
+def check_model_dir(model_dir: str, info: Optional[dict] = None):
+    """Every file a model folder needs is there: an ExportError naming the first that is missing."""
+    from .data import corpora
+    from .data.binarize import DICT_FILE, SPM_FILE
+
+    needed = [INFO_FILE] if info is None else [MODEL_FILE, DICT_FILE, SPM_FILE]
+    for task, keys in ((info or {}).get("corpora") or {}).items():
+        for key in keys:
+            folder = os.path.relpath(corpora.corpus_dir(model_dir, task, key), model_dir)
+            needed += [os.path.join(folder, corpora.META_FILE), os.path.join(folder, corpora.LABELS_FILE)]
+    for name in needed:
+        if not os.path.exists(os.path.join(model_dir, name)):
+            raise ExportError(f"{model_dir}: incomplete model folder: {name} missing; re-run xlt-export")
 
 
 def read_info(model_dir: str) -> dict:
@@ -105,27 +131,6 @@ def _scrubbed_sentencepiece(path: str) -> bytes:
     return m.SerializeToString()
 
 
-@contextlib.contextmanager
-def staged_folder(out_dir: str, prefix: str):
-    """A temporary folder next to ``out_dir``, moved into its place (replacing it) when
-    the block ends without an error; removed otherwise: ``out_dir`` is never half-written.
-    What is moved into place has the umask's modes (``file_modes.publish``), not the
-    temporary folder's 0700 or the 0600 of files a library staged with ``mkstemp``."""
-    from .file_modes import publish
-
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
-    try:
-        yield tmp
-        publish(tmp)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def export_model(
     checkpoint: str,
     out_dir: str,
@@ -143,8 +148,11 @@ def export_model(
     from .data.binarize import DICT_FILE, SPM_FILE, file_md5
     from .models.hub_interface import load_hub
 
-    if os.path.exists(out_dir) and os.listdir(out_dir) and not force:
-        raise ExportError(f"{out_dir}: exists and is not empty (pass --force to replace it)")
+    from .data import outputs
+
+    sources = [("--checkpoint", checkpoint), ("--data", data), ("--encoder-dir", encoder_dir)]
+    outputs.check_outputs([("--out", out_dir)], sources)  # before any work; again before the replacement
+    outputs.check_folder_output(out_dir, "xlt-export", force)
     hub = load_hub(checkpoint, data=data, encoder_dir=encoder_dir, device="cpu")
     task, model = hub.task, hub.model
     state_cfg = OmegaConf.to_container(hub.cfg, resolve=True, enum_to_str=True)
@@ -198,7 +206,8 @@ def export_model(
         },
     }
 
-    with staged_folder(out_dir, ".tmp-xlt-export-") as tmp:
+    sources += [("the data root", state_cfg["task"].get("data")), ("the encoder directory", hub.encoder.encoder_dir)]
+    with outputs.staged_folder(out_dir, "xlt-export", force, sources) as tmp:
         with open(os.path.join(tmp, SPM_FILE), "wb") as f:
             f.write(_scrubbed_sentencepiece(os.path.join(hub.encoder.encoder_dir, SPM_FILE)))
         shutil.copyfile(os.path.join(hub.encoder.encoder_dir, DICT_FILE), os.path.join(tmp, DICT_FILE))

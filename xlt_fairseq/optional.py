@@ -15,6 +15,8 @@ onnx            onnx        ``xlt-export-onnx``
 onnxruntime     onnx        ``xlt-export-onnx``, ``xlt-predict --engine onnx``
 safetensors     hf          ``xlt-import-hf`` on ``*.safetensors`` files
 transformers    hf          export to / comparison with transformers
+fastapi         serve       ``xlt-serve``
+uvicorn         serve       ``xlt-serve``
 ==============  ==========  ============================================
 """
 
@@ -27,6 +29,8 @@ EXTRAS = {
     "onnxruntime": "onnx",
     "safetensors": "hf",
     "transformers": "hf",
+    "fastapi": "serve",
+    "uvicorn": "serve",
 }
 
 

@@ -92,10 +92,11 @@ def pseudo_label(
     return select_confident(sentences, probs, hub.labels(task), threshold, max_sentences, empty_ratio)
 
 
-def write_conll(path: str, examples: Iterable[Tuple[List[str], List[str]]]) -> int:
-    """Writes ``token<TAB>tag`` lines, a blank line after each sentence (atomically); returns the count."""
+def write_conll(path: str, examples: Iterable[Tuple[List[str], List[str]]], inputs=()) -> int:
+    """Writes ``token<TAB>tag`` lines, a blank line after each sentence (atomically, never onto one of
+    ``inputs``); returns the count."""
     from .data.textio import write_text_atomic
 
     blocks = ["".join(f"{w}\t{t}\n" for w, t in zip(e[0], e[1])) + "\n" for e in examples]
-    write_text_atomic(path, "".join(blocks))
+    write_text_atomic(path, "".join(blocks), inputs, "--out")
     return len(blocks)

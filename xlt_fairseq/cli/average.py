@@ -29,11 +29,11 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    from xlt_fairseq.averaging import AveragingError, average_checkpoints, last_checkpoints
-
     from .common import run_tool
 
     def work(args):
+        from xlt_fairseq.averaging import AveragingError, average_checkpoints, last_checkpoints
+
         if args.last < 1:
             raise AveragingError(f"--last must be >= 1, not {args.last}")
         return average_checkpoints(args.inputs or last_checkpoints(args.save_dir, args.last), args.out)

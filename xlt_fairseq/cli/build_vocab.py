@@ -10,10 +10,6 @@ import argparse
 import logging
 from typing import List, Optional
 
-from ..data.staging import signals_as_exceptions
-from ..data.vocab import build_vocab
-from .errors import run
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -29,9 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from .errors import run
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
     def body() -> int:
+        from ..data.staging import signals_as_exceptions
+        from ..data.vocab import build_vocab
+
         with signals_as_exceptions():
             build_vocab(args.text, args.vocab_size, args.out, args.model_type, args.character_coverage)
         return 0

@@ -10,16 +10,21 @@ import signal
 import sys
 from typing import Callable
 
-from ..data.binarize import EncoderVocabularyError
-from ..data.corpora import CorpusError
-from ..data.formats import DataFormatError
-from ..data.staging import Interrupted
 
-EXPECTED = (DataFormatError, EncoderVocabularyError, CorpusError, ValueError)
+def expected_errors() -> tuple:
+    """The failures a user causes (imported when a tool runs, not when it parses its arguments)."""
+    from ..data.binarize import EncoderVocabularyError
+    from ..data.corpora import CorpusError
+    from ..data.formats import DataFormatError
+
+    return (DataFormatError, EncoderVocabularyError, CorpusError, ValueError)
 
 
 def run(body: Callable[[], int]) -> int:
     """Runs ``body`` and turns expected failures and interruptions into exit codes."""
+    from ..data.staging import Interrupted
+
+    EXPECTED = expected_errors()
     try:
         return body()
     except EXPECTED as e:

@@ -48,11 +48,16 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    from ..data.manifest import parse_label_map
-    from ..experiments.evaluation import evaluate_file, make_spec
     from .common import run_tool
 
     def work(args):
+        from ..data.manifest import parse_label_map
+        from ..data.outputs import check_outputs
+        from ..experiments.evaluation import evaluate_file, make_spec
+        from ..generation import check_generation_options
+        from .common import model_inputs
+
+        check_generation_options(beam=args.beam)  # before the model is loaded
         options = {
             "tag_scheme": args.tag_scheme,
             "map_label": parse_label_map(args.map_label),
@@ -67,6 +72,7 @@ def main(argv=None) -> int:
                 include_title=args.include_title,
             )
         spec = make_spec(args.task, args.test, args.lang, args.pair, args.format, **options)
+        check_outputs([("--save-predictions", args.save_predictions)], spec.input_paths() + model_inputs(args))
         return evaluate_file(
             args.model or args.checkpoint,
             spec,

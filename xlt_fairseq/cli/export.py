@@ -27,10 +27,11 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    from ..export import export_model
     from .common import run_tool
 
     def work(args):
+        from ..export import export_model
+
         info = export_model(args.checkpoint, args.out, args.data, args.encoder_dir, args.half, args.force)
         return {"out": args.out, **info}
 

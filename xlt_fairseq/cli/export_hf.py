@@ -65,11 +65,15 @@ def read_metrics(paths):
 
 
 def main(argv=None) -> int:
-    from ..data import formats
-    from ..exporters.hf import export_hf
     from .common import run_tool
 
     def work(args):
+        from ..data.outputs import check_outputs
+
+        check_outputs([("--out", args.out)], [("--model", args.model), ("--check-text", args.check_text)])
+        from ..data import formats
+        from ..exporters.hf import export_hf
+
         texts = formats.read_text_lines(args.check_text) if args.check_text else None
         card = {
             "data": args.data_name,

@@ -39,16 +39,19 @@ def build_parser():
         "--max-drop", type=float, default=0.005, help="largest F1/accuracy drop on --check-dev accepted (0.005)"
     )
     parser.add_argument("--batch-size", type=int, default=32, help="--check-dev's batch size")
-    parser.add_argument("--force", action="store_true", help="replace an existing, non-empty --out")
+    parser.add_argument("--force", action="store_true", help="replace a non-empty --out that xlt-export-onnx wrote")
     return parser
 
 
 def main(argv=None) -> int:
-    from ..data import formats
-    from ..exporters.onnx import export_onnx
     from .common import run_tool
 
-    def work(args):
+    def work(args):  # (after parsing: the exporter imports torch and fairseq)
+        from ..data import formats
+        from ..data.outputs import check_outputs
+        from ..exporters.onnx import export_onnx
+
+        check_outputs([("--out", args.out)], [("--check-text", args.check_text), ("--check-dev", args.check_dev)])
         texts = formats.read_text_lines(args.check_text) if args.check_text else None
         return export_onnx(
             args.model,

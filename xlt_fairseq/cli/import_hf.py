@@ -16,11 +16,6 @@ to OUT/xlt_encoder.json.
 import argparse
 import json
 import logging
-import sys
-
-from xlt_fairseq.checkpoint_safety import UnsafeCheckpointError
-from xlt_fairseq.importers import ConversionError
-from xlt_fairseq.importers.hf import import_hf
 
 
 def main(argv=None):
@@ -28,14 +23,18 @@ def main(argv=None):
     parser.add_argument("--hf-dir", required=True, help="local Hugging Face model folder")
     parser.add_argument("--out", required=True, help="fairseq checkpoint directory to write")
     args = parser.parse_args(argv)
+    from xlt_fairseq.checkpoint_safety import UnsafeCheckpointError
     from xlt_fairseq.hardware import configure_threads
+    from xlt_fairseq.importers import ConversionError
+    from xlt_fairseq.importers.hf import import_hf
 
     configure_threads()  # the cores free now (OMP_NUM_THREADS to choose)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
+    from .common import guarded
+
+    def body():
         summary = import_hf(args.hf_dir, args.out)
-    except (ConversionError, UnsafeCheckpointError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps({"out": args.out, "notes": summary["notes"], "xlt_flags": " ".join(summary["xlt_flags"])}))
-    return 0
+        print(json.dumps({"out": args.out, "notes": summary["notes"], "xlt_flags": " ".join(summary["xlt_flags"])}))
+        return 0
+
+    return guarded(body, (ConversionError, UnsafeCheckpointError, OSError))

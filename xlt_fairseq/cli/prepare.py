@@ -11,10 +11,6 @@ import argparse
 import logging
 from typing import List, Optional
 
-from ..data.manifest import load_manifest
-from ..data.prepare import SUMMARY_MD, format_summary, prepare_many, summary_rows
-from .errors import run
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -30,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from ..data.manifest import load_manifest
+    from ..data.outputs import check_outputs
+    from ..data.prepare import SUMMARY_MD, format_summary, prepare_many, summary_rows
+    from .errors import run
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
     def body() -> int:
@@ -41,6 +41,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         workers = args.workers if args.workers is not None else (manifest.workers or 1)
         if workers < 1:
             raise ValueError(f"--workers must be at least 1, got {workers}")
+        check_outputs([("--destdir", destdir)], [("the manifest", args.manifest)])  # its corpora: prepare_many
         metas = prepare_many(
             manifest.specs, encoder_dir, destdir, workers, progress=not args.no_progress, extra_summary=manifest.scenario
         )

@@ -17,11 +17,9 @@ import json
 import logging
 from typing import List, Optional
 
-from ..data import prepare
 from ..data.formats import FORMATS
 from ..data.manifest import load_tier_file
 from ..data.spec import CorpusSpec, add_spec_arguments, parse_label_map, spec_fields
-from .errors import run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,11 +69,16 @@ def spec_from_args(args: argparse.Namespace) -> CorpusSpec:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from ..data import prepare
+    from ..data.outputs import check_outputs
+    from .errors import run
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
     def body() -> int:
         if args.workers < 1:
             raise ValueError(f"--workers must be at least 1, got {args.workers}")
+        check_outputs([("--destdir", args.destdir)], [("--tier-file", args.tier_file)])  # the corpus: prepare_corpus
         spec = spec_from_args(args)
         meta = prepare.prepare_corpus(spec, args.encoder_dir, args.destdir, workers=args.workers)
         print(json.dumps({"task": meta["task"], "key": meta["key"], "splits": meta["splits"]}, ensure_ascii=False))

@@ -21,15 +21,6 @@ vocabulary.
 import argparse
 import json
 import logging
-import sys
-
-import numpy as np
-
-from xlt_fairseq.checkpoint_safety import UnsafeCheckpointError
-from xlt_fairseq.data.binarize import EncoderVocabularyError, PieceEncoder
-from xlt_fairseq.data.formats import DataFormatError
-from xlt_fairseq.importers import ConversionError
-from xlt_fairseq.importers.prune import ids_in_data_root, ids_in_files, ids_in_text, prune_encoder_dir
 
 
 def main(argv=None):
@@ -41,21 +32,35 @@ def main(argv=None):
     parser.add_argument("--labelled", nargs="*", default=[], help="label<TAB>text files, e.g. sentiment train/dev/test")
     parser.add_argument("--out", required=True, help="pruned encoder directory to write")
     args = parser.parse_args(argv)
+    if not (args.data_bin or args.text or args.tagged or args.labelled):
+        parser.error("give --data-bin, --text, --tagged and/or --labelled")
+    import numpy as np
+
+    from xlt_fairseq.checkpoint_safety import UnsafeCheckpointError
+    from xlt_fairseq.data.binarize import EncoderVocabularyError, PieceEncoder
+    from xlt_fairseq.data.formats import DataFormatError
     from xlt_fairseq.hardware import configure_threads
+    from xlt_fairseq.importers import ConversionError
+    from xlt_fairseq.importers.prune import ids_in_data_root, ids_in_files, ids_in_text, prune_encoder_dir
 
     configure_threads()  # the cores free now (OMP_NUM_THREADS to choose)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    if not (args.data_bin or args.text or args.tagged or args.labelled):
-        parser.error("give --data-bin, --text, --tagged and/or --labelled")
-    try:
+    from xlt_fairseq.data.outputs import check_outputs
+
+    from .common import guarded
+
+    inputs = [("--data-bin", p) for p in args.data_bin] + [("--text", p) for p in args.text]
+    inputs += [("--tagged", p) for p in args.tagged] + [("--labelled", p) for p in args.labelled]
+
+    def body():
+        check_outputs([("--out", args.out)], [("--encoder-dir", args.encoder_dir)] + inputs)  # before any work
         used = [ids_in_data_root(root, args.encoder_dir) for root in args.data_bin]
         if args.text or args.tagged or args.labelled:
             pieces = PieceEncoder(args.encoder_dir)
             used.append(ids_in_text(pieces, args.text))
             used.append(ids_in_files(pieces, args.tagged, args.labelled))
-        summary = prune_encoder_dir(args.encoder_dir, args.out, np.unique(np.concatenate(used)))
-    except (ConversionError, EncoderVocabularyError, DataFormatError, UnsafeCheckpointError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps({"out": args.out, **summary}))
-    return 0
+        summary = prune_encoder_dir(args.encoder_dir, args.out, np.unique(np.concatenate(used)), inputs)
+        print(json.dumps({"out": args.out, **summary}))
+        return 0
+
+    return guarded(body, (ConversionError, EncoderVocabularyError, DataFormatError, UnsafeCheckpointError, OSError))

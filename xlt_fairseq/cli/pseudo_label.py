@@ -40,20 +40,24 @@ def main(argv=None) -> int:
     from xlt_fairseq.data.formats import read_tagged
     from xlt_fairseq.self_training import pseudo_label, read_unlabelled, write_conll
 
-    from .common import load, run_tool
+    from .common import load, model_inputs, run_tool
 
     def work(args):
+        from xlt_fairseq.data.outputs import check_outputs
+
+        sources = [("--text", args.text)] + [("--exclude", p) for p in args.exclude] + model_inputs(args)
+        check_outputs([("--out", args.out)], sources)  # before any work
         gold = []
         for path in args.exclude:
             gold += [s.tokens for s in read_tagged(path, "conll")]
         sentences = read_unlabelled(args.text, exclude=gold)
         hub = load(args)
         if args.lang:
-            hub._check_lang(args.lang)
+            hub.check_language(args.lang, args.task)
         kept = pseudo_label(
             hub, sentences, args.threshold, args.task, args.batch_size, args.max_sentences, args.empty_ratio
         )
-        n = write_conll(args.out, kept)
+        n = write_conll(args.out, kept, sources)
         return {"out": args.out, "unlabelled": len(sentences), "kept": n, "threshold": args.threshold}
 
     return run_tool(build_parser(), argv, work)

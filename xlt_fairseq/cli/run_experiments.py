@@ -13,10 +13,6 @@ are skipped, so an interrupted grid resumes. See docs/experiments.md.
 import argparse
 import json
 import logging
-import sys
-
-from xlt_fairseq.experiments.grid import ConfigError, load_experiment
-from xlt_fairseq.experiments.runner import RunFailed, Runner, default_out
 
 
 def main(argv=None):
@@ -31,23 +27,31 @@ def main(argv=None):
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="log at INFO level")
     args = parser.parse_args(argv)
+    from xlt_fairseq.experiments.grid import ConfigError, load_experiment
+    from xlt_fairseq.experiments.runner import RunFailed, Runner, default_out
     from xlt_fairseq.hardware import configure_threads
 
     configure_threads()  # the cores free now (OMP_NUM_THREADS to choose)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s", force=True
     )
-    try:
+    from xlt_fairseq.data.outputs import check_outputs
+
+    from .common import guarded
+
+    def body():
+        check_outputs([("--out", args.out)], [("config", args.config)])  # before any work
         exp = load_experiment(args.config)
         out = args.out or default_out(exp)
+        check_outputs([("--out", out)], [("config", args.config)])  # before any work
         runner = Runner(exp, out, progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints)
         if args.dry_run:
             for run in runner.plan():
                 print(json.dumps(run))
             return 0
+        # SIGTERM, SIGHUP and Ctrl-C stop the training in progress too (its whole process group)
         counts = runner.run(max_runs=args.max_runs, only=args.only, keep_going=args.keep_going)
-    except (ConfigError, RunFailed, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps({"out": runner.out, "results": runner.results, **counts}))
-    return 0
+        print(json.dumps({"out": runner.out, "results": runner.results, **counts}))
+        return 0
+
+    return guarded(body, (ConfigError, RunFailed, ValueError, RuntimeError))

@@ -13,40 +13,19 @@ land on the same side:
 
 Formats: ``conll`` (token<TAB>tag blocks; the text is the tokens joined by
 spaces) and ``tsv`` (label<TAB>text). Both outputs are written atomically; a bad
-input line is reported as FILE:LINE and nothing is written.
+input line is reported as FILE:LINE and nothing is written. Next to each half a
+record, ``HALF.split.json``, says which half of which file it is: the experiment
+runner labels a result scored on it ``dev-half``, never ``test``
+(:mod:`xlt_fairseq.data.dev_split`).
 """
 
 import argparse
-import hashlib
 import json
 import os
 import sys
-
 from typing import List, Optional
 
-from ..data.formats import read_classification, read_tagged
-from ..data.staging import os_errors, signals_as_exceptions, signals_deferred
-from .errors import run
-
-
-def side(text: str, salt: str) -> str:
-    """``select`` or ``report``: the parity of the SHA-1 of ``salt + text``."""
-    digest = hashlib.sha1((salt + text).encode("utf-8")).digest()
-    return "report" if digest[-1] % 2 else "select"
-
-
-def split(path, fmt, salt=""):
-    halves = {"select": [], "report": []}
-    if fmt == "conll":
-        for sent in read_tagged(path, "conll"):
-            block = "".join(f"{tok}\t{tag}\n" for tok, tag in zip(sent.tokens, sent.tags)) + "\n"
-            halves[side(" ".join(sent.tokens), salt)].append(block)
-    elif fmt == "tsv":
-        for ex in read_classification(path, "tsv"):
-            halves[side(ex.text, salt)].append(f"{ex.label}\t{ex.text}\n")
-    else:
-        raise ValueError(f"unknown format {fmt!r}")
-    return halves
+from ..data.dev_split import record, record_path, side, split  # noqa: F401  (side: scripts/split_dev.py's name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from ..data.staging import signals_as_exceptions
+    from .errors import run
 
     def body() -> int:
         with signals_as_exceptions():
@@ -73,15 +54,17 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _split_and_write(args) -> int:
+    from ..data.outputs import check_file_output, check_outputs, new_temporary
+    from ..data.staging import os_errors, signals_deferred
+
     if args.max_examples is not None and args.max_examples < 1:
         raise ValueError(f"--max-examples must be at least 1, got {args.max_examples}")
-    if os.path.abspath(args.select) == os.path.abspath(args.report):
-        raise ValueError(f"--select and --report are the same file ({args.select})")
-    for out in (args.select, args.report):
-        if os.path.abspath(out) == os.path.abspath(args.input):
-            raise ValueError(f"{out}: an output would overwrite the input")
-        if os.path.isdir(out):
-            raise ValueError(f"{out}: is a directory, not a file")
+    halves_out = [("select", "--select", args.select), ("report", "--report", args.report)]
+    outputs = [(option, out) for _, option, out in halves_out]  # each half, and next to it its record
+    outputs += [(f"{option} record", record_path(out)) for _, option, out in halves_out]
+    check_outputs(outputs, [("input", args.input)])  # before any work
+    for option, out in outputs:
+        check_file_output(out, option)
     halves = split(args.input, args.format, args.salt)
     if args.max_examples:
         halves = {k: v[: args.max_examples] for k, v in halves.items()}
@@ -91,19 +74,25 @@ def _split_and_write(args) -> int:
             return 1
     temps = []
     try:
-        for name in ("select", "report"):
-            out = getattr(args, name)
-            with os_errors(out):
-                os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-                temps.append(out)  # before writing: a failed write leaves no .tmp behind either
-                with open(out + ".tmp", "w", encoding="utf-8") as f:
-                    f.write("".join(halves[name]))
+        for name, _, out in halves_out:
+            text = "".join(halves[name])
+            for path, content in (
+                (out, text),
+                (record_path(out), record(name, args.input, args.salt, len(halves[name]), text)),
+            ):
+                with os_errors(path):
+                    temps.append((new_temporary(path), path))  # before writing: a failed write leaves none behind
+                    with open(temps[-1][0], "w", encoding="utf-8", newline="") as f:
+                        f.write(content)
+        check_outputs(outputs, [("input", args.input)])  # again, now: a link may have been made meanwhile
+        for option, out in outputs:
+            check_file_output(out, option)
         with signals_deferred(), os_errors(args.select):  # both halves or neither
-            for out in temps:
-                os.replace(out + ".tmp", out)
+            for tmp, out in temps:
+                os.replace(tmp, out)
     finally:
-        for out in temps:
-            if os.path.exists(out + ".tmp"):
-                os.remove(out + ".tmp")
+        for tmp, _ in temps:
+            if os.path.exists(tmp):
+                os.remove(tmp)
     print(json.dumps({"input": args.input, "select": len(halves["select"]), "report": len(halves["report"])}))
     return 0

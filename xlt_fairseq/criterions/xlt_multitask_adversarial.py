@@ -18,10 +18,12 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from .. import metrics as xlt_metrics
 from ..data.corpora import IGNORE_INDEX
 from ..data.task_names import BUILTIN_TASKS, CLASSIFICATION, TAGGING
+from .task_balance import TaskBalance
 
 logger = logging.getLogger(__name__)
 
 TASK_WEIGHTING_CHOICES = ChoiceEnum(["fixed", "uncertainty"])
+TASK_BALANCE_CHOICES = ChoiceEnum(["main", "none"])
 ADVERSARIAL_LOSS_CHOICES = ChoiceEnum(["reverse", "confusion"])
 
 
@@ -58,6 +60,19 @@ class XLTMultitaskAdversarialConfig(FairseqDataclass):
             "help": "fixed: the alphas above; uncertainty: alpha_t * exp(-s_t) * L_t + s_t with learned "
             "log-variances s_t (Kendall et al., 2018)"
         },
+    )
+    task_balance: TASK_BALANCE_CHOICES = field(
+        default="none",
+        metadata={
+            "help": "main: rescale each auxiliary task's gradient on the shared encoder to alpha_t * "
+            "--aux-grad-ratio times the main task's (README, Task weights); none: plain summed losses"
+        },
+    )
+    aux_grad_ratio: float = field(
+        default=0.3, metadata={"help": "an auxiliary task's shared-encoder gradient norm / the main task's"}
+    )
+    main_task: str = field(
+        default="", metadata={"help": "the main task of --task-balance main (default: ner if active, else the first)"}
     )
     soft_sharing_weight: float = field(
         default=0.01,
@@ -150,12 +165,35 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
         self.log_vars = None
         if cfg.task_weighting == "uncertainty":
             self.log_vars = nn.ParameterDict({name: nn.Parameter(torch.zeros(1)) for name in self.active})
+        self.balance = self._build_balance(cfg)
+        self._balance_terms = None
         classes = getattr(task, "adversarial_classes", None)
         if cfg.adversarial_weight > 0 and classes is not None and classes < 2:
             logger.warning(
                 "one language (or domain) across all corpora: the adversarial branch is off "
                 "(as with --adversarial-weight 0)"
             )
+
+    def _build_balance(self, cfg):
+        if cfg.task_balance != "main" or len(self.active) < 2:
+            return None
+        if cfg.task_weighting == "uncertainty":
+            raise ValueError(
+                "--task-weighting uncertainty learns the task weights that --task-balance main normalises away: "
+                "add --task-balance none to use it"
+            )
+        if not cfg.aux_grad_ratio > 0:
+            raise ValueError(f"--aux-grad-ratio must be > 0, not {cfg.aux_grad_ratio}")
+        main = cfg.main_task or ("ner" if "ner" in self.active else self.active[0])
+        if main not in self.active:
+            raise ValueError(f"--main-task {main} is not an active task (active: {', '.join(self.active)})")
+        return TaskBalance(main, cfg.aux_grad_ratio, self.weights)
+
+    def take_balance_terms(self):
+        """The last training forward's per-task terms for :class:`TaskBalance` (each task's weighted loss
+        plus its examples' share of the adversarial loss; they sum to the returned loss), or None."""
+        terms, self._balance_terms = self._balance_terms, None
+        return terms
 
     # ---- losses ----------------------------------------------------------------
 
@@ -229,7 +267,9 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
 
         phase = model.adversarial_phase() if hasattr(model, "adversarial_phase") else "joint"
         total = None
-        pooled, adv_targets = [], []
+        pooled, adv_targets, segments = [], [], []
+        balancing = self.balance is not None and model.training and phase != "critic"
+        task_terms = {}
         adv_key = "lang_id" if self._adversarial_target(model) == "language" else "domain_id"
         for name, sub in sample.items():
             if not sub:
@@ -243,6 +283,7 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
                 term = self._weighted(name, loss_sum / max(units, 1), logging_output)
                 total = term if total is None else total + term
                 terms[name] = term.detach()
+                task_terms[name] = term
                 logging_output[f"{name}_loss"] = loss_sum.data
                 logging_output[f"{name}_count"] = units
                 if nll_sum is not None:
@@ -255,6 +296,7 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
             # sentence features, or token features each labelled with its sentence's class
             pooled.append(rows)
             adv_targets.append(sub[adv_key] if sentence is None else sub[adv_key][sentence])
+            segments.append((name, adv_targets[-1].numel()))
 
         penalty = model.soft_sharing_penalty() if hasattr(model, "soft_sharing_penalty") else None
         if penalty is not None:
@@ -273,7 +315,7 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
                 # (fixed) discriminator's prediction towards uniform
                 logits = discriminator(features.detach(), reverse=False)
                 frozen = F.log_softmax(discriminator.forward_frozen(features), dim=-1, dtype=torch.float32)
-                confusion = -frozen.mean(dim=-1).mean()
+                confusion = -frozen.mean(dim=-1) / frozen.size(0)  # per row; sums to the mean
             elif phase == "joint":
                 logits = discriminator(features)
             elif phase == "critic":
@@ -281,21 +323,29 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
             else:
                 logits = discriminator.forward_frozen(features)
             lprobs = F.log_softmax(logits, dim=-1, dtype=torch.float32)
-            adv_sum = F.nll_loss(lprobs, targets, reduction="sum")
-            adv_mean = adv_sum / targets.numel()
+            nll_rows = -lprobs.gather(1, targets.unsqueeze(1)).squeeze(1)
+            adv_sum = nll_rows.sum()
+            n_rows = targets.numel()
+            lam, w = discriminator.grl_lambda, self.cfg.adversarial_weight
+            # the adversarial term as a sum over rows, so that each task's examples carry their share
             if phase == "encoder" and self.cfg.adversarial_loss == "confusion":
                 # the encoder pulls the (fixed) discriminator's prediction towards uniform: bounded
                 # below by log K, where maximising its loss is not (a confidently wrong one scores best)
-                term = discriminator.grl_lambda * self.cfg.adversarial_weight * -lprobs.mean(dim=-1).mean()
+                row_terms = lam * w * -lprobs.mean(dim=-1) / n_rows
             elif phase == "encoder":
                 # the encoder maximises the (fixed) discriminator's loss
-                term = -discriminator.grl_lambda * self.cfg.adversarial_weight * adv_mean
+                row_terms = -lam * w * nll_rows / n_rows
             else:
                 # with weight 0 the discriminator still runs (for adv_acc) and stays in
                 # the graph, so distributed training sees no unused parameters
-                term = self.cfg.adversarial_weight * adv_mean
+                row_terms = w * nll_rows / n_rows
                 if confusion is not None:
-                    term = term + discriminator.grl_lambda * self.cfg.adversarial_weight * confusion
+                    row_terms = row_terms + lam * w * confusion
+            term = row_terms.sum()
+            if balancing:
+                for (name, n), share in zip(segments, row_terms.split([n for _, n in segments])):
+                    if name in task_terms:
+                        task_terms[name] = task_terms[name] + share.sum()
             total = term if total is None else total + term
             terms["adv"] = term.detach()
             logging_output["adv_loss"] = adv_sum.data
@@ -312,6 +362,12 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
             finite = torch.stack([torch.isfinite(t).all() for t in terms.values()]).tolist()
             for name, ok in zip(terms, finite):
                 logging_output[f"nonfinite_{name}"] = int(not ok)
+        if balancing and self.balance.applies(task_terms):
+            self._balance_terms = task_terms
+            for name in task_terms:
+                logging_output[f"_gnorm_{name}"] = 0.0
+                if name != self.balance.main:
+                    logging_output[f"_gcos_{name}"] = 0.0
         logging_output["loss"] = total.data
         return total, 1, logging_output
 
@@ -418,6 +474,8 @@ class XLTMultitaskAdversarialCriterion(FairseqCriterion):
         n_outputs = max(total("_n_outputs"), 1)
         if "soft_sharing_penalty" in keys:
             metrics.log_scalar("soft_sharing_penalty", total("soft_sharing_penalty") / n_outputs, round=6)
+        for key in sorted(k for k in keys if k.startswith("_gnorm_") or k.startswith("_gcos_")):
+            metrics.log_scalar(key[1:], total(key) / n_outputs, round=4)
         for key in sorted(k for k in keys if k.startswith("_weight_")):
             metrics.log_scalar(key[1:], total(key) / n_outputs, round=4)
 

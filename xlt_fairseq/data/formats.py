@@ -33,7 +33,7 @@ import csv
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 from .formats_translation import (  # noqa: F401  (re-exported: every format is read through this module)
     TRANSLATION_FORMATS,
@@ -48,6 +48,7 @@ from .textio import (  # noqa: F401  (re-exported)
     check_exists,
     clean,
     decode_text,
+    iter_lines,
     open_lines,
     read_bytes,
     read_lines,
@@ -458,8 +459,12 @@ def read_json_lines(path, text_field: str = "text", tokens_field: Optional[str] 
     ``text_field``, or (tagging) a list of strings under ``tokens_field``; the
     object's other keys are kept for the output. Returns the objects with
     ``"_line"`` added."""
-    out = []
-    for lineno, line in open_lines(path):
+    return list(iter_json_lines(path, text_field, tokens_field))
+
+
+def iter_json_lines(path, text_field: str = "text", tokens_field: Optional[str] = "tokens") -> Iterator[dict]:
+    """:func:`read_json_lines` one object at a time, as the file is read."""
+    for lineno, line in iter_lines(path):
         if not line.strip():
             continue
         try:
@@ -478,5 +483,4 @@ def read_json_lines(path, text_field: str = "text", tokens_field: Optional[str] 
             wanted = f"{text_field!r} (a string)" + (f" or {tokens_field!r} (a list of words)" if tokens_field else "")
             raise DataFormatError(path, lineno, f"no {wanted}")
         obj["_line"] = lineno
-        out.append(obj)
-    return out
+        yield obj

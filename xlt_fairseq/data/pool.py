@@ -3,16 +3,22 @@
 """Worker processes for preprocessing: chunks of a corpus (or whole corpora)
 encoded in parallel, results in order, no worker outliving the call.
 
-Workers ignore Ctrl-C: the parent alone decides. When the parent stops early
-(an error, Ctrl-C, SIGTERM), it terminates its workers, waits for them (kills
-what does not exit within seconds) and only then lets the exception continue;
-a second Ctrl-C during that cleanup is held back until it is done.
+Workers ignore Ctrl-C and SIGTERM: the parent alone decides. When the parent
+stops early (an error, Ctrl-C, SIGTERM), it cancels the jobs not started, gives
+each worker a moment to finish its chunk and kills the others, and only then
+lets the exception continue; a second Ctrl-C during that cleanup is held back
+until it is done. A worker killed while it sends a result
+leaves half a message in the result pipe, for which concurrent.futures would
+wait forever (at exit, Ctrl-C or not): :func:`_stop` closes the pipe after a
+kill. A worker whose parent dies is killed (Linux).
 """
 
+import contextlib
 import logging
 import math
 import multiprocessing
 import signal
+import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator, Optional
 
@@ -33,15 +39,21 @@ def worker_encoder(encoder_dir) -> PieceEncoder:
 
 
 def _worker_init(encoder_dir):
-    # Ctrl-C goes to the whole process group: the parent handles it and stops the workers;
-    # a forked worker inherits the parent's SIGTERM handler, which must not turn the parent's
-    # terminate() into an exception the pool would catch and survive; what the parent ignores
-    # (SIGHUP under nohup) the workers ignore too
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for s in TERMINATING:
-        if signal.getsignal(s) != signal.SIG_IGN:
-            signal.signal(s, signal.SIG_DFL)
+    # Ctrl-C and a SIGTERM sent to the whole process group go to the parent, which stops the workers
+    # between chunks (see above); what the parent ignores (SIGHUP under nohup) the workers ignore too
+    for s in (signal.SIGINT,) + TERMINATING:
+        signal.signal(s, signal.SIG_IGN)
+    _die_with_parent()
     worker_encoder(encoder_dir)
+
+
+def _die_with_parent():
+    """SIGKILL when the parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``): a worker ignores the signals that
+    would otherwise end it."""
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
 
 
 def _tagged_job(encoder, chunk, label_index, max_pieces):
@@ -72,18 +84,34 @@ def executor(encoder: PieceEncoder, workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(encoder.encoder_dir,))
 
 
-def _stop(pool: ProcessPoolExecutor, timeout: float = 5.0):
-    """Stops a pool now: pending jobs cancelled, workers terminated, then killed."""
+def _stop(pool: ProcessPoolExecutor, timeout: float = 1.0):
+    """Stops a pool now: jobs not started are cancelled, each worker may end after its
+    current chunk within ``timeout`` seconds; the others are killed."""
     procs = list((getattr(pool, "_processes", None) or {}).values())
+    results, calls = getattr(pool, "_result_queue", None), getattr(pool, "_call_queue", None)  # shutdown() forgets them
+    manager = getattr(pool, "_executor_manager_thread", None)  # and its thread
     pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + timeout
     for p in procs:
-        if p.is_alive():
-            p.terminate()
-    for p in procs:
-        p.join(timeout)
-        if p.is_alive():
-            p.kill()
-            p.join(timeout)
+        p.join(max(0.0, deadline - time.monotonic()))
+    killed = [p for p in procs if p.is_alive()]
+    for p in killed:
+        p.kill()
+        p.join(10.0)
+    if killed:
+        # A worker killed while it sent a result left half a message, which the pool's thread would wait
+        # for forever (and the interpreter for that thread at exit): closing our end of the result pipe,
+        # the last writer left, turns that wait into end-of-file, which the pool reports as broken. Jobs
+        # no worker will read fill the job pipe: its feeder thread is not waited for at exit either.
+        if results is not None:
+            with contextlib.suppress(OSError):
+                results._writer.close()
+        if calls is not None:
+            calls.cancel_join_thread()
+            with contextlib.suppress(OSError):
+                calls._reader.close()
+    if manager is not None:  # it ends once it has seen every worker go: no thread of the pool outlives the call
+        manager.join(2.0)
 
 
 def ordered(pool: ProcessPoolExecutor, fn: Callable, jobs: Iterable) -> Iterator:
@@ -91,7 +119,11 @@ def ordered(pool: ProcessPoolExecutor, fn: Callable, jobs: Iterable) -> Iterator
     a closed generator), stops every worker before the exception goes on."""
     finished = False
     try:
-        yield from pool.map(fn, jobs)
+        # the first job forks the workers; a Ctrl-C that arrives during a fork is lost (Python
+        # reports it as "Exception ignored" in an after-fork hook and goes on): held back instead
+        with signals_deferred():
+            results = pool.map(fn, jobs)
+        yield from results
         finished = True
     finally:
         with signals_deferred():

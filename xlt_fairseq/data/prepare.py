@@ -30,6 +30,7 @@ from .pool import executor, map_chunks, ordered, worker_encoder
 from .readers import check_eval_labels, label_set, read_split, subsample
 from .scenarios import DEFAULT_FLOOR  # noqa: F401  (imported from here by callers)
 from .spec import SPLITS, CorpusSpec, spec_fields  # noqa: F401
+from .outputs import check_outputs
 from .staging import StagedRoot, check_data_root, install_dictionary, os_errors, signals_as_exceptions  # noqa: F401
 from .summary import SUMMARY_JSON, SUMMARY_MD, format_summary, summary_rows, write_summary  # noqa: F401
 
@@ -183,12 +184,15 @@ def prepare_corpus(spec: CorpusSpec, encoder, destdir, workers: int = 1) -> dict
     returns its ``meta.json`` content. ``encoder``: a PieceEncoder or an encoder directory."""
     spec.check()
     spec.check_files()
+    encoder_dir = encoder.encoder_dir if isinstance(encoder, PieceEncoder) else encoder
+    inputs = spec.input_paths() + [("--encoder-dir", encoder_dir)]
+    check_outputs([("--destdir", destdir)], inputs)  # before any work
     if not isinstance(encoder, PieceEncoder):
         encoder = PieceEncoder(encoder)
     final = corpora.corpus_dir(destdir, spec.folder, spec.key)
     with signals_as_exceptions(), _gc_paused():
         read = _read(spec)  # bad data stops here, before the data root is touched
-        staged = StagedRoot(destdir, encoder, [final], label=f"{spec.folder}-{spec.key}")
+        staged = StagedRoot(destdir, encoder, [final], label=f"{spec.folder}-{spec.key}", inputs=inputs)
         with staged as tmp:
             out = os.path.join(tmp, "corpus")
             meta = build_corpus(spec, encoder, out, workers, read)
@@ -246,10 +250,12 @@ def prepare_many(
     for spec in specs:
         spec.check()
         spec.check_files()
+    inputs = [p for s in specs for p in s.input_paths()] + [("--encoder-dir", encoder_dir)]
+    check_outputs([("--destdir", destdir)], inputs)  # before any work
     encoder = PieceEncoder(encoder_dir)
     finals = [corpora.corpus_dir(destdir, s.folder, s.key) for s in specs]
     with signals_as_exceptions():
-        staged = StagedRoot(destdir, encoder, finals, label="prepare")
+        staged = StagedRoot(destdir, encoder, finals, label="prepare", inputs=inputs)
         with staged as staging:
             outs = [corpora.corpus_dir(staging, s.folder, s.key) for s in specs]
             metas = list(_run_all(specs, encoder, outs, workers, progress))

@@ -13,7 +13,7 @@ import os
 import re
 import typing
 from dataclasses import dataclass, field, fields
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .formats import DEFAULT_FORMATS, FORMATS, MARC_LABELS, UNLABELLED_FORMATS, DataFormatError, check_exists, input_files
 from .scenarios import DEFAULT_FLOOR
@@ -214,14 +214,23 @@ class CorpusSpec:
         if self.floor < 0:
             raise ValueError(f"--floor must be at least 0, got {self.floor}")
 
-    def check_files(self):
-        """Raises DataFormatError for a missing, unreadable or empty input file."""
+    def _input_files(self):
         files = list(self.files().items())
         if self.extra_train and "train" in self.files():
             files.append(("train", self.extra_train))
         for split, path in files:
             for p in input_files(self.task, path, self.split_format(split), self.src_lang, self.tgt_lang):
-                check_exists(p)
+                yield split, p
+
+    def check_files(self):
+        """Raises DataFormatError for a missing, unreadable or empty input file."""
+        for _, p in self._input_files():
+            check_exists(p)
+
+    def input_paths(self) -> List[Tuple[str, str]]:
+        """``(--split, file)`` for every file this corpus reads (translation: both sides), for the
+        output rule (:func:`xlt_fairseq.data.outputs.check_outputs`)."""
+        return [(f"--{split}", p) for split, p in self._input_files()]
 
 
 def spec_fields() -> List[str]:

@@ -131,6 +131,61 @@ def signals_deferred() -> Iterator[None]:
             raise Interrupted(pending[0])
 
 
+# ---- child processes ------------------------------------------------------------------------------------------------
+
+
+def _die_with_parent(parent: int):
+    """``preexec_fn`` of a child: SIGTERM when the parent dies, even by SIGKILL
+    (Linux ``prctl(PR_SET_PDEATHSIG)``; elsewhere the parent's cleanup alone stops it)."""
+
+    def preexec():
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(128 + signal.SIGTERM)
+
+    return preexec
+
+
+def stop_process_group(proc, timeout: float = 10.0):
+    """Ends a child started by :func:`child_process` and everything it started:
+    SIGTERM to its process group, SIGKILL to what is left after ``timeout`` seconds."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+        except Exception:  # subprocess.TimeoutExpired
+            continue
+        # the child is gone; what it started in its group gets the same signal
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        return
+
+
+@contextlib.contextmanager
+def child_process(cmd, **kwargs) -> Iterator:
+    """``subprocess.Popen(cmd, **kwargs)`` in its own process group that never
+    outlives the block: when the block ends early (an error, Ctrl-C, SIGTERM,
+    SIGHUP) the whole group is stopped (:func:`stop_process_group`), and a child
+    whose parent dies (SIGKILL) gets SIGTERM (Linux). Ctrl-C in a terminal reaches
+    the parent only, which stops the child."""
+    import subprocess
+
+    proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_die_with_parent(os.getpid()), **kwargs)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            with signals_deferred():
+                stop_process_group(proc)
+        else:  # finished: what it left running in its group goes too
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+
+
 # ---- the lock -----------------------------------------------------------------------------------------------------------
 
 
@@ -330,15 +385,26 @@ class StagedRoot:
     folder, and the root and its ``dict.txt`` when this run created them and
     nothing else has used them since."""
 
-    def __init__(self, destdir, encoder: PieceEncoder, finals: Sequence[str], label: str = "prepare"):
+    def __init__(
+        self, destdir, encoder: PieceEncoder, finals: Sequence[str], label: str = "prepare", inputs: Sequence = ()
+    ):
         self.destdir, self.encoder, self.finals = destdir, encoder, list(finals)
+        # what the run reads (corpus files, the encoder directory): never the root or inside it, checked
+        # before the root is touched and again at the commit
+        self.inputs = list(inputs) + [("--encoder-dir", encoder.encoder_dir)]
         self.label = re.sub(r"[^A-Za-z0-9_.-]", "_", label)[:60]
         self.tmp = None
         self.created: List[str] = []
         self.installed = False
 
+    def _check_inputs(self):
+        from .outputs import check_outputs
+
+        check_outputs([("--destdir", self.destdir)], self.inputs)
+
     def __enter__(self) -> str:
         check_destdir(self.destdir)
+        self._check_inputs()
         # the root and its missing parents are made outside the lock (another run may make them
         # at the same time: only what this run made is removed again)
         self.created = _makedirs(self.destdir)
@@ -365,6 +431,7 @@ class StagedRoot:
     def commit(self, moves: Sequence[Sequence[str]]):
         """Moves each staged ``(src, final)`` folder into place, all under the lock."""
         with root_lock(self.destdir), signals_deferred(), os_errors(self.destdir):
+            self._check_inputs()
             check_data_root(self.destdir, self.encoder, replacing=self.finals)
             install_dictionary(self.destdir, self.encoder)
             for src, final in moves:

@@ -24,6 +24,45 @@ def _lexicon(lang):
     }
 
 
+def _names(lang, n=400):
+    """Capitalised names of two or three syllables, the same pool for every entity type."""
+    rng = random.Random(11 + ord(lang[0]))
+    consonants = "kmtrslnpbdg" if lang == LANGS[0] else "xzpdgbvfhjw"
+    out = set()
+    while len(out) < n:
+        out.add("".join(rng.choice(consonants) + rng.choice("aeiou") for _ in range(rng.randint(2, 3))).capitalize())
+    return sorted(out)
+
+
+def context_ner_sentence(rng, lang):
+    """NER whose types only the context tells: every entity is a name drawn from one pool of 400
+    (most of a dev set's names are unseen in training), typed by its neighbour: a title before a
+    person or "said" after one, "in" before a place, the company suffix after an organisation."""
+    a = lang[0]
+    lex = _lexicon(lang)
+    names = _names(lang)
+    words, tags = [], []
+    for _ in range(rng.randint(3, 8)):
+        r = rng.random()
+        name = rng.choice(names)
+        if r < 0.12:
+            words += [f"{a}mr", name]
+            tags += ["O", "B-PER"]
+        elif r < 0.20:
+            words += [name, f"{a}said"]
+            tags += ["B-PER", "O"]
+        elif r < 0.30:
+            words += [f"{a}in", name]
+            tags += ["O", "B-LOC"]
+        elif r < 0.38:
+            words += [name, lex["org_suffix"]]
+            tags += ["B-ORG", "I-ORG"]
+        else:
+            words.append(rng.choice(lex["common"]))
+            tags.append("O")
+    return words, tags
+
+
 def ner_sentence(rng, lang):
     lex = _lexicon(lang)
     words, tags = [], []
@@ -65,11 +104,15 @@ def text_line(rng, lang):
 
 
 SIZES = {"train": 240, "valid": 41, "test": 37}
+# the multi-task balance case (benchmarks/bench_multitask_balance.py): NER typed by context, more data
+CONTEXT_SIZES = {"train": 1000, "valid": 200, "test": 200}
 
 
-def write_raw_data(raw_dir, seed=0, sizes=None):
-    """Writes raw files for every task in two languages; returns their paths."""
+def write_raw_data(raw_dir, seed=0, sizes=None, ner="lexicon"):
+    """Writes raw files for every task in two languages; returns their paths. ``ner``: "lexicon" (each
+    name has one type) or "context" (:func:`context_ner_sentence`)."""
     sizes = sizes or SIZES
+    make_ner = {"lexicon": ner_sentence, "context": context_ner_sentence}[ner]
     rng = random.Random(seed)
     os.makedirs(raw_dir, exist_ok=True)
     paths = {}
@@ -78,7 +121,7 @@ def write_raw_data(raw_dir, seed=0, sizes=None):
             p = os.path.join(raw_dir, f"ner.{lang}.{split}.conll")
             with open(p, "w", encoding="utf-8") as f:
                 for _ in range(n):
-                    words, tags = ner_sentence(rng, lang)
+                    words, tags = make_ner(rng, lang)
                     f.write("".join(f"{w}\t{t}\n" for w, t in zip(words, tags)) + "\n")
             paths[("ner", lang, split)] = p
             p = os.path.join(raw_dir, f"sentiment.{lang}.{split}.tsv")

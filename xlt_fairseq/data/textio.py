@@ -6,10 +6,10 @@ every format needs, lines with their numbers, and :class:`DataFormatError`,
 which names the file and line of every problem; and writing a text file so that
 it is never seen half-written."""
 
+import contextlib
 import os
 import re
 import stat
-import tempfile
 from typing import Iterator, List, Tuple
 
 
@@ -95,6 +95,42 @@ def open_lines(path) -> Iterator[Tuple[int, str]]:
     yield from enumerate(read_lines(path), start=1)
 
 
+def iter_lines(path) -> Iterator[Tuple[int, str]]:
+    """Yields (1-based line number, line without its line end) as the file is read, in
+    memory bounded by the longest line (for inputs of any size: xlt-predict); the same
+    checks as :func:`decode_text`, each raised when its line is reached."""
+    check_exists(path)
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise DataFormatError(path, None, f"cannot be read ({e.strerror or e})") from None
+    with f:
+        lineno = 0
+        for raw in f:
+            lineno += 1
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataFormatError(path, lineno, f"invalid UTF-8 ({e.reason} at byte {e.start})") from None
+            if line.endswith("\n"):
+                line = line[:-1]
+            if line.endswith("\r"):
+                line = line[:-1]
+            if lineno == 1 and line.startswith("\ufeff"):
+                line = line[1:]
+            elif line.startswith("\ufeff"):
+                raise DataFormatError(
+                    path, lineno, "byte-order mark (U+FEFF) starts a line inside the file (files concatenated?)"
+                )
+            if "\x00" in line:
+                raise DataFormatError(path, lineno, "NUL byte in the text (a binary or UTF-16 file?)")
+            if "\r" in line:
+                raise DataFormatError(path, lineno, "carriage return inside a line (old Mac line ends? convert them)")
+            yield lineno, line
+        if lineno == 0:
+            raise DataFormatError(path, None, "file is empty")
+
+
 def read_text_lines(path, allow_empty_lines: bool = False) -> List[str]:
     """Plain text, one sentence or document per line."""
     out = []
@@ -125,20 +161,24 @@ def check_exists(path):
         raise DataFormatError(path, None, "file is empty")
 
 
-def write_text_atomic(path, text: str):
+def write_text_atomic(path, text: str, inputs=(), option: str = ""):
     """Writes ``text`` (UTF-8) to ``path`` through a temporary file in the same
     folder, renamed into place when complete: ``path`` is at every moment either
-    its old content or the whole new one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    from ..file_modes import publish
+    its old content or the whole new one, and never one of ``inputs``
+    (:func:`xlt_fairseq.data.outputs.write_text`)."""
+    from .outputs import write_text
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        publish(tmp)  # the umask's mode, not mkstemp's 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_text(path, text, inputs, option)
+
+
+@contextlib.contextmanager
+def atomic_output(path, inputs=(), option: str = ""):
+    """A text file (UTF-8) to write ``path`` piece by piece: a temporary file in the same
+    folder, renamed into place when the block ends without an error, after ``inputs`` have
+    been checked again (:func:`xlt_fairseq.data.outputs.staged_file`), and removed when it
+    raises or a signal stops the tool (``path`` keeps its old content, or stays absent)."""
+    from .outputs import staged_file
+
+    with staged_file(path, inputs, option) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            yield f

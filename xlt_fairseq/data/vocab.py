@@ -11,6 +11,7 @@ from typing import List
 
 from .binarize import DICT_FILE, SPM_FILE
 from .formats import DataFormatError, decode_text, read_bytes
+from .outputs import check_outputs, remove_stale_temporaries, temp_prefix
 from .staging import os_errors, root_lock, signals_deferred
 
 logger = logging.getLogger(__name__)
@@ -41,10 +42,13 @@ def build_vocab(
         raise ValueError(f"--vocab-size {vocab_size} is too small")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"{out_dir}: is a file, not a folder (--out must be a folder)")
+    sources = [("--text", t) for t in texts]
+    check_outputs([("--out", out_dir)], sources)  # before any work; again before the files move in
     parent = os.path.dirname(os.path.abspath(out_dir))
     with os_errors(parent):
         os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".tmp-vocab-", dir=parent)
+        remove_stale_temporaries(out_dir)
+        tmp = tempfile.mkdtemp(prefix=temp_prefix(out_dir, "tmp"), dir=parent)
     try:
         inputs = []
         for i, path in enumerate(texts):
@@ -83,6 +87,7 @@ def build_vocab(
             write_fairseq_dict(os.path.join(tmp, SPM_FILE), os.path.join(tmp, DICT_FILE))
         # the two files belong together: no signal, and no other run writing the same --out, may leave one
         # new and one old
+        check_outputs([("--out", out_dir)], sources)
         with root_lock(out_dir), signals_deferred(), os_errors(out_dir):
             os.makedirs(out_dir, exist_ok=True)
             for name in (SPM_FILE, DICT_FILE):

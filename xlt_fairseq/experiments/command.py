@@ -170,6 +170,9 @@ class TrainCommand:
         from fairseq.dataclass.utils import convert_namespace_to_omegaconf
         from omegaconf import OmegaConf
 
+        import xlt_fairseq
+
+        xlt_fairseq.register()  # the xlt task's options (--user-dir finds the package imported already)
         with warnings.catch_warnings():  # hydra's deprecation notices about fairseq's own config files
             warnings.simplefilter("ignore")
             args = options.parse_args_and_arch(options.get_training_parser(), self.argv())

@@ -363,9 +363,10 @@ def evaluate_file(
     loaded = load_checkpoint(checkpoint, data, encoder_dir, cpu)
     metrics, rows = evaluate_spec(loaded, spec, "test", batch_size, generation)
     if predictions_path:
-        with open(predictions_path, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        from ..data.outputs import write_text
+
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        write_text(predictions_path, text, [checkpoint, data, encoder_dir] + [p for _, p in spec.input_paths()])
     return {
         "checkpoint": os.path.abspath(checkpoint),
         "task": spec.task,

@@ -11,10 +11,10 @@ import logging
 import math
 import os
 from collections import OrderedDict, defaultdict
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .ablations import ABLATION_ROWS
-from .results import read_results, result_key
+from .results import read_results, result_key, with_evaluation_label
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def load_many(paths: Sequence[str]) -> List[dict]:
     rows, seen = [], {}
     for path in paths:
         base = os.path.dirname(os.path.abspath(path))
-        for r in load_results(path):
+        for r in map(with_evaluation_label, load_results(path)):
             for key in ("predictions", "features", "run_dir"):
                 if r.get(key):
                     r[key] = os.path.join(base, r[key])
@@ -272,3 +272,136 @@ def learning_curves(rows: Sequence[dict]) -> List[dict]:
                     }
                 )
     return out
+
+
+def seed_lines(res: Results, task, scenario, rule, system, lang) -> Dict[int, dict]:
+    """{seed: result line} of one cell (the last line of a seed wins, as in :meth:`Results.cell`)."""
+    out = {}
+    for r in res.select(task=task, scenario=scenario, selection_rule=rule, system=system, lang=lang):
+        out[r["seed"]] = r
+    return dict(sorted(out.items()))
+
+
+def bootstrap_cells(
+    res: Results,
+    scenario: str,
+    rule: str,
+    systems: Sequence[str],
+    baseline: str,
+    langs: Sequence[str],
+    mean_langs: Sequence[str],
+    samples: int = 1000,
+    seed: int = 1,
+) -> Tuple[List[dict], List[str]]:
+    """NER cells of one (scenario, rule) block with their seeds and the paired bootstrap interval of the
+    difference to ``baseline`` on the same sentences, from the stored predictions (:mod:`.bootstrap`): one row
+    per (system, language) and per system for the mean over ``mean_langs``. Returns (rows, notes on what was
+    left out and why)."""
+    from .bootstrap import BootstrapError, Language, check_same_sentences, paired_bootstrap, read_tagged_predictions
+
+    rows, notes = [], []
+    cache: Dict[str, object] = {}
+
+    def tags(path):
+        if path not in cache:
+            cache[path] = read_tagged_predictions(path)
+        return cache[path]
+
+    base_cells = {lang: seed_lines(res, "ner", scenario, rule, baseline, lang) for lang in langs}
+    for system in systems:
+        languages = OrderedDict()
+        for lang in langs:
+            mine, base = seed_lines(res, "ner", scenario, rule, system, lang), base_cells[lang]
+            if not mine:
+                continue
+            row = {
+                "scenario": scenario,
+                "selection_rule": rule,
+                "system": system,
+                "system_title": res.titles[system],
+                "lang": lang,
+                "seeds": " ".join(map(str, mine)),
+                "f1_per_seed": " ".join(f"{float(r['metrics']['f1']):.6f}" for r in mine.values()),
+                "f1": round(sum(float(r["metrics"]["f1"]) for r in mine.values()) / len(mine), 6),
+                "eval_split": " ".join(sorted({str(r.get("eval_split", "unknown")) for r in mine.values()})),
+                "baseline": baseline,
+            }
+            rows.append(row)
+            if system == baseline or not base:
+                continue
+            paths = {r.get("eval_path") for r in list(mine.values()) + list(base.values())}
+            files = [r.get("predictions") for r in list(mine.values()) + list(base.values())]
+            if len(paths) > 1:
+                notes.append(f"{system} {lang}: scored on other files than {baseline} ({', '.join(map(str, paths))})")
+                continue
+            if not all(files) or not all(os.path.exists(p) for p in files):
+                notes.append(f"{system} {lang}: predictions not stored or not found")
+                continue
+            try:
+                preds = [tags(p) for p in files]
+                gold = preds[0].gold
+                if gold is None:
+                    raise BootstrapError(f"{files[0]}: no gold tags")
+                for p in preds[1:]:
+                    check_same_sentences(preds[0], p)
+                k = len(mine)
+                languages[lang] = Language(gold, [p.pred for p in preds[:k]], [p.pred for p in preds[k:]], lang)
+            except (BootstrapError, ValueError) as e:
+                notes.append(f"{system} {lang}: {e}")
+                continue
+            b = paired_bootstrap([languages[lang]], samples, seed)["languages"][lang]
+            row.update(_interval_fields(b, samples, " ".join(map(str, base))))
+        wanted = [lang for lang in mean_langs if lang in languages]
+        if system != baseline and len(wanted) > 1:
+            if len(wanted) < len(mean_langs):
+                notes.append(f"{system}: mean over {', '.join(wanted)} only (not {', '.join(mean_langs)})")
+            b = paired_bootstrap([languages[k] for k in wanted], samples, seed)["mean"]
+            splits = {r["eval_split"] for r in rows if r["system"] == system and r["lang"] in wanted}
+            cell = {
+                "scenario": scenario,
+                "selection_rule": rule,
+                "system": system,
+                "system_title": res.titles[system],
+                "lang": "mean(" + " ".join(wanted) + ")",
+                "seeds": "",
+                "f1_per_seed": "",
+                "f1": round(b["f1_a"], 6),
+                "eval_split": " ".join(sorted(splits)),
+                "baseline": baseline,
+            }
+            cell.update(_interval_fields(b, samples, ""))
+            rows.append(cell)
+    return rows, notes
+
+
+BOOTSTRAP_FIELDS = [
+    "scenario",
+    "selection_rule",
+    "system",
+    "system_title",
+    "lang",
+    "seeds",
+    "f1_per_seed",
+    "f1",
+    "eval_split",
+    "baseline",
+    "baseline_seeds",
+    "baseline_f1",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "samples",
+    "sentences",
+]
+
+
+def _interval_fields(b: dict, samples: int, baseline_seeds: str) -> dict:
+    return {
+        "baseline_seeds": baseline_seeds,
+        "baseline_f1": round(b["f1_b"], 6),
+        "diff": round(b["diff"], 6),
+        "ci_low": round(b["ci"][0], 6),
+        "ci_high": round(b["ci"][1], 6),
+        "samples": samples,
+        "sentences": b.get("sentences", ""),
+    }

@@ -24,6 +24,7 @@ import datetime
 import json
 import logging
 import os
+import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
@@ -36,7 +37,8 @@ from .data_variants import DataManager, corpora_of
 from .evaluation import EvaluationError
 from .experiment import Experiment
 from .grid import RunSpec, _hash, expand_grid
-from .results import RESULTS_FILE, append_result, read_results, repair_results, result_key
+from .progress import GridProgress
+from .results import RESULTS_FILE, append_result, evaluation_label, read_results, repair_results, result_key
 from .train_records import (
     checkpoint_saves,
     console_tail,
@@ -73,10 +75,12 @@ class Runner:
         self.data = DataManager(exp, self.out)
         self.runs = expand_grid(exp)
         self._train_dirs: Dict[str, str] = {}
+        self._labels: Dict[str, dict] = {}
         # averaging recipes need the last validated checkpoints of every training: pruning keeps that many
         averaging = [e.system.recipe["average"] for e in exp.systems if "average" in e.system.recipe]
         self.keep_last = max([int(a["checkpoints"]) for a in averaging] or [0])
         self.counts = {"trained": 0, "evaluated": 0, "skipped_finished": 0, "not_applicable": 0, "failed": 0}
+        self.grid_progress: Optional[GridProgress] = None
 
     # ---- planning -----------------------------------------------------------------------------------------------
 
@@ -132,23 +136,31 @@ class Runner:
                 json.dump({"experiment": self.exp.path, "runs": self.plan()}, f, indent=2)
             done = {result_key(r) for r in read_results(self.results)}
             started = 0
+            self.grid_progress = GridProgress(len(self.runs), write=lambda line: tqdm.write(line, file=sys.stderr))
             bar = tqdm(self.runs, desc=self.exp.name, unit="run", disable=not self.progress, dynamic_ncols=True)
             for run in bar:
                 bar.set_postfix_str(run.run_id)
                 if only and not any(s in run.run_id for s in only):
+                    self.grid_progress.skipped()
                     continue
                 if run.skip_reason:
                     self.counts["not_applicable"] += 1
+                    self.grid_progress.skipped()
                     continue
                 if self._finished(run, done):
                     self.counts["skipped_finished"] += 1
+                    self.grid_progress.skipped()
                     continue
                 if max_runs is not None and started >= max_runs:
                     break
                 started += 1
+                self.grid_progress.start(run.run_id)
                 try:
+                    trained_before = self.counts["trained"]
                     self.run_one(run, done)
+                    self.grid_progress.finished(trained=self.counts["trained"] > trained_before)
                 except (RunFailed, EvaluationError, DataFormatError) as e:
+                    self.grid_progress.finished(trained=False)
                     if not keep_going:
                         raise
                     self.counts["failed"] += 1
@@ -352,7 +364,8 @@ class Runner:
         try:
             stamp = datetime.datetime.now().isoformat(timespec="seconds")
             header = f"\n# {stamp} {run.run_id}: {' '.join(argv)}"
-            rc = run_training(argv, cmd.log_file, console, env=env, header=header)
+            on_record = self.grid_progress.on_record if self.grid_progress is not None else None
+            rc = run_training(argv, cmd.log_file, console, env=env, header=header, on_record=on_record)
         finally:
             with open(os.path.join(tdir, "train_attempts.jsonl"), "a", encoding="utf-8") as f:
                 f.write(json.dumps({"seconds": round(time.time() - start, 2)}) + "\n")
@@ -467,6 +480,7 @@ class Runner:
                     cache[cache_key] = (metrics, pred_path, n_disc)
                 metrics, pred_path, n_disc = cache[cache_key]
                 record = self._record(run, rule, test_id, spec, sel, metrics, pred_path, training, tdir, digest, n_disc)
+                record.update(self._evaluation_label(spec))
                 if features and rule == self.exp.selection[0]:
                     record["features"] = os.path.relpath(features, self.out)
                 append_result(self.results, record)
@@ -474,6 +488,19 @@ class Runner:
                 self.counts["evaluated"] += 1
         loaded.clear()
         _free_gpu_memory()  # the next training is another process
+
+    def _evaluation_label(self, spec) -> dict:
+        """What the test file is (:func:`.results.evaluation_label`), worked out once per file."""
+        split = self.exp.evaluate_on
+        path = getattr(spec, split)
+        if path not in self._labels:
+            self._labels[path] = evaluation_label(path, split, spec.split_format(split), spec.valid)
+            if self._labels[path]["eval_split"] != "test":
+                logger.warning(
+                    f"{path}: not a test split ({self._labels[path]['eval_split']}: "
+                    f"{self._labels[path]['eval_evidence']}); its result lines say so"
+                )
+        return self._labels[path]
 
     def _record(self, run, rule, test_id, spec, sel, metrics, pred_path, training, tdir, digest, n_disc) -> dict:
         key = spec.key

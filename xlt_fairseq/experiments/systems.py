@@ -26,7 +26,7 @@ runner's command is handed to fairseq (:mod:`.command`).
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from ..data.yaml_config import ConfigError, as_list, check_keys, line_of, load_yaml, plain
 from .ablations import ABLATION_ROWS, DEFAULT_GRL_LAMBDA, ROW_TITLES, is_adversarial
@@ -118,11 +118,22 @@ class System:
         return out
 
 
-def load_system(name_or_path: str, systems_dir: str) -> System:
-    """A system by file path or by name (``systems_dir/<name>.yaml``)."""
+# the systems shipped with the plugin (examples/systems of the checkout the package is installed from)
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHIPPED_SYSTEMS = os.path.join(_CHECKOUT, "examples", "systems")
+
+
+def load_system(name_or_path: str, systems_dir: Optional[str]) -> System:
+    """A system by file path or by name: ``systems_dir/<name>.yaml`` where it exists, else the
+    shipped ``examples/systems/<name>.yaml`` (found from the package, wherever the experiment is)."""
     path = name_or_path
     if not (path.endswith(".yaml") or path.endswith(".yml")):
-        path = os.path.join(systems_dir, f"{name_or_path}.yaml")
+        dirs = [d for d in (systems_dir, SHIPPED_SYSTEMS) if d]
+        found = [p for p in (os.path.join(d, f"{name_or_path}.yaml") for d in dirs) if os.path.isfile(p)]
+        if not found:
+            where = ", ".join(dirs)
+            raise ConfigError(dirs[0], None, f"no system {name_or_path!r} (looked for {name_or_path}.yaml in {where})")
+        path = found[0]
     data = load_yaml(path, ConfigError)
     check_keys(path, data, _SYSTEM_KEYS, "a system", ConfigError)
     name = str(data.get("name") or os.path.splitext(os.path.basename(path))[0])

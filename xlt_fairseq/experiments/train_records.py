@@ -36,6 +36,8 @@ import subprocess
 from collections import OrderedDict
 from typing import Callable, Dict, List, Optional, Tuple
 
+from ..data.staging import child_process
+
 logger = logging.getLogger(__name__)
 
 TRAIN_INNER = "train_inner"
@@ -196,17 +198,18 @@ def run_training(
         if header:
             out.write(header.rstrip("\n") + "\n")
             out.flush()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-        while True:
-            try:
-                rc = proc.wait(timeout=poll_s)
-            except subprocess.TimeoutExpired:
-                rc = None
-            if on_record is not None:
-                for tag, record in log.poll():
-                    on_record(tag, record)
-            if rc is not None:
-                return rc
+        # its own process group, stopped with everything it started when this process is stopped
+        with child_process(cmd, stdout=out, stderr=subprocess.STDOUT, env=env) as proc:
+            while True:
+                try:
+                    rc = proc.wait(timeout=poll_s)
+                except subprocess.TimeoutExpired:
+                    rc = None
+                if on_record is not None:
+                    for tag, record in log.poll():
+                        on_record(tag, record)
+                if rc is not None:
+                    return rc
 
 
 def train_in_process(argv: List[str]) -> Dict[str, List[dict]]:
@@ -217,6 +220,10 @@ def train_in_process(argv: List[str]) -> Dict[str, List[dict]]:
 
     from fairseq import checkpoint_utils, options
     from fairseq_cli import train
+
+    import xlt_fairseq
+
+    xlt_fairseq.register()  # --user-dir finds the package imported already and registers nothing itself
 
     # fairseq keeps the best validation score in a function attribute: runs in one process would share it
     if hasattr(checkpoint_utils.save_checkpoint, "best"):

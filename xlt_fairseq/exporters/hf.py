@@ -193,12 +193,12 @@ def export_hf(
     difference measured on ``check_texts``."""
     from ..data.binarize import SPM_FILE
     from ..data.task_names import builtin_kind
-    from ..export import staged_folder
+    from ..data import outputs
     from ..models.hub_interface import load_hub
 
     import_transformers()
-    if os.path.exists(out_dir) and os.listdir(out_dir) and not force:
-        raise HFExportError(f"{out_dir}: exists and is not empty (pass --force to replace it)")
+    outputs.check_outputs([("--out", out_dir)], [("--model", model)])  # before any work; again at the end
+    outputs.check_folder_output(out_dir, "xlt-export-hf", force)
     hub = load_hub(model, device="cpu").float()
     if task == "translation":
         raise HFExportError(
@@ -225,7 +225,8 @@ def export_hf(
         raise HFExportError(f"internal error: weights missing {missing[:3]}, unexpected {unexpected[:3]}")
     hf_model.eval()
 
-    with staged_folder(out_dir, ".tmp-xlt-export-hf-") as tmp:
+    sources = [("--model", model), ("the encoder directory", hub.encoder.encoder_dir)]
+    with outputs.staged_folder(out_dir, "xlt-export-hf", force, sources) as tmp:
         hf_model.save_pretrained(tmp)
         here = os.path.dirname(os.path.abspath(__file__))
         shutil.copyfile(os.path.join(here, "modeling_xlt.py"), os.path.join(tmp, "modeling_xlt.py"))

@@ -52,6 +52,8 @@ import torch.nn as nn
 
 logger = logging.getLogger(__name__)
 
+TOOL = "xlt-export-onnx"
+EXPORTS = "onnx"  # MODEL/onnx/TASK: the default folder of a model folder's exports
 OPSET = 17
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 INFO_FILE = "xlt_onnx.json"
@@ -98,7 +100,7 @@ def onnxruntime():
 
 def default_dir(model_dir: str, task: str) -> str:
     """Where ``xlt-export-onnx`` writes and ``--engine onnx`` looks by default: inside the model folder."""
-    return os.path.join(model_dir, "onnx", task)
+    return os.path.join(model_dir, EXPORTS, task)
 
 
 class _HeadForward(nn.Module):
@@ -309,6 +311,14 @@ def read_dev(kind: str, path: str, fmt: Optional[str], lang: Optional[str]):
     return formats.read_classification(path, fmt or "tsv", labelled=True, language=lang)
 
 
+def model_sources(model: str) -> list:
+    """What the export reads of ``model``, for the output rule: a checkpoint, or each entry of a
+    model folder but its ``onnx`` folder (where the exports go by default)."""
+    if not os.path.isdir(model):
+        return [("--model", model)]
+    return [("--model", os.path.join(model, name)) for name in sorted(os.listdir(model)) if name != EXPORTS]
+
+
 def export_onnx(
     model: str,
     task: str,
@@ -324,27 +334,34 @@ def export_onnx(
     force: bool = False,
 ) -> dict:
     """Writes ``out_dir`` (default: ``MODEL/onnx/TASK``) for ``task``'s head of ``model`` (a model
-    folder or a checkpoint); returns the summary written as ``xlt_onnx.json``."""
+    folder or a checkpoint); returns the summary written as ``xlt_onnx.json``. The output rule
+    (:mod:`xlt_fairseq.data.outputs`) holds: ``out_dir`` is none of what the export reads, is
+    replaced only with ``force`` and only when this tool wrote it, and is written in a staging folder."""
+    from ..data import outputs
     from ..data.words import split_words
-    from ..export import is_model_dir, staged_folder
+    from ..export import is_model_dir
     from ..models.hub_interface import load_hub
 
-    onnxruntime()
-    onnx = _require("onnx", "xlt-export-onnx")
-    if quantize not in (None, "int8"):
-        raise OnnxExportError(f"--quantize {quantize}: only int8 (dynamic quantisation) is available")
     if out_dir is None:
         if not is_model_dir(model):
             raise OnnxExportError(f"{model}: not a model folder; pass --out for a checkpoint's export")
         out_dir = default_dir(model, task)
-    if os.path.exists(out_dir) and os.listdir(out_dir) and not force:
-        raise OnnxExportError(f"{out_dir}: exists and is not empty (pass --force to replace it)")
+    sources = model_sources(model) + [("--check-dev", check_dev)]
+    outputs.check_outputs([("--out", out_dir)], sources)  # before any work; again before the replacement
+    outputs.check_folder_output(out_dir, TOOL, force)
+    onnxruntime()
+    onnx = _require("onnx", "xlt-export-onnx")
+    if quantize not in (None, "int8"):
+        raise OnnxExportError(f"--quantize {quantize}: only int8 (dynamic quantisation) is available")
     hub = load_hub(model, device="cpu").float()
+    encoder_dir = hub.encoder.encoder_dir
+    if encoder_dir and os.path.realpath(encoder_dir) != os.path.realpath(model):  # a model folder holds its encoder
+        sources.append(("the encoder directory", encoder_dir))
     kind = _kind(hub, task)
     dev = read_dev(kind, check_dev, dev_format, lang) if check_dev else []
     if check_dev and not dev:
         raise OnnxExportError(f"{check_dev}: no examples to check on")
-    hub._check_lang(lang)
+    hub.check_language(lang, task)
     texts = list(check_texts or CHECK_TEXTS)
     if kind == "tagging":
         texts += [" ".join(s.tokens) for s in dev[:DEV_CHECK_SENTENCES]]
@@ -381,7 +398,7 @@ def export_onnx(
         "source": _model_source(hub),
         "checks": {},
     }
-    with staged_folder(out_dir, ".tmp-xlt-export-onnx-") as tmp:
+    with outputs.staged_folder(out_dir, TOOL, force, sources) as tmp:
         fp32 = os.path.join(tmp, FILES["fp32"])
         _trace(hub, task, fp32, example, kind)
         onnx.checker.check_model(fp32)

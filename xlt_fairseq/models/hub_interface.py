@@ -24,6 +24,7 @@ The object is an ``nn.Module``: ``.cuda()``, ``.half()``, ``.to(device)`` move
 and cast the model; inputs follow the model's device.
 """
 
+import collections
 import copy
 import json
 import logging
@@ -70,18 +71,23 @@ def load_hub(
     (``encoder_dir``; default: the one the data root was encoded with)."""
     from fairseq import checkpoint_utils
 
-    import xlt_fairseq  # noqa: F401  (registers the plugin; installs the safe-loading allowlist)
+    import xlt_fairseq
+
+    xlt_fairseq.register()  # the task, model and criterion; the safe-loading allowlist
 
     from ..data.binarize import DICT_FILE, EncoderVocabularyError, PieceEncoder, file_md5
-    from ..export import MODEL_FILE, is_model_dir, read_info
+    from ..export import MODEL_FILE, check_model_dir, is_model_dir, looks_like_model_dir, read_info
 
     info = None
     if is_model_dir(path):
         info = read_info(path)
+        check_model_dir(path, info)
         ck = os.path.join(path, checkpoint_file or MODEL_FILE)
         data = os.path.abspath(path)
         encoder_dir = encoder_dir or data
     else:
+        if checkpoint_file in (None, MODEL_FILE) and looks_like_model_dir(path):
+            check_model_dir(path)  # xlt_model.json missing: not "checkpoint_best.pt not found"
         ck = _checkpoint_path(path, checkpoint_file)
     if not os.path.isfile(ck):
         raise HubError(f"{ck}: checkpoint not found")
@@ -152,6 +158,25 @@ def from_pretrained(model_name_or_path: str, checkpoint_file: str = "model.pt", 
     return load_hub(model_name_or_path, checkpoint_file, data, encoder_dir, device, kwargs)
 
 
+def entity_spans(item: TextOrWords, words: List[dict], get_entities) -> List[dict]:
+    """The entities of one tagged input (``words``: :meth:`XLTHubInterface.tag`'s records)."""
+    if isinstance(item, str):
+        text, offsets = item, [(w["start"], w["end"]) for w in words]
+    else:
+        text, offsets, pos = " ".join(item), [], 0
+        for w in item:
+            offsets.append((pos, pos + len(w)))
+            pos += len(w) + 1
+    spans = []
+    for label, first, last in get_entities([w["label"] for w in words]):
+        start, end = offsets[first][0], offsets[last][1]
+        probs = [w["prob"] for w in words[first : last + 1]]
+        spans.append(
+            {"text": text[start:end], "label": label, "start": start, "end": end, "score": round(sum(probs) / len(probs), 6)}
+        )
+    return spans
+
+
 # ---- the interface ------------------------------------------------------------------------------------------------
 
 
@@ -174,6 +199,9 @@ class XLTHubInterface(nn.Module):
         self.cfg_at_start = cfg_at_start
         self.model.eval()
         self._warned_langs = set()
+        # inputs longer than the model's positions so far: "truncated" (classification, translation: cut as
+        # preprocessing cuts them) and "windowed" (tagging: split into windows, every word tagged)
+        self.counts = collections.Counter()
         # task -> a callable (src_tokens -> logits) that runs the head instead of the torch model: an
         # ONNX export (use_onnx); tokenisation, batching and the records stay the plugin's
         self.engines = {}
@@ -233,12 +261,21 @@ class XLTHubInterface(nn.Module):
                 raise HubError(f"input {i}: expected a text (str), not {type(t).__name__}")
         return items
 
-    def _check_lang(self, lang: Optional[str]):
-        if lang and lang not in self.task.languages and lang not in self._warned_langs:
-            self._warned_langs.add(lang)
-            logger.warning(
-                f"{lang!r} is not among the model's training languages ({', '.join(self.languages)}): zero-shot"
-            )
+    def task_languages(self, task: str) -> List[str]:
+        """The languages ``task`` was trained on (a translation pair counts its source language)."""
+        keys = self.task.corpus_keys.get(task, [])
+        return sorted({self.task.corpus_language(task, key) for key in keys})
+
+    def check_language(self, lang: Optional[str], task: Optional[str] = None):
+        """Warns (once per language and task) when ``lang`` is not among the languages ``task``
+        was trained on (or, without a task, any of the model's): the prediction is zero-shot."""
+        if not lang or (lang, task) in self._warned_langs:
+            return
+        trained = (self.task_languages(task) if task else []) or self.languages
+        if lang not in trained:
+            self._warned_langs.add((lang, task))
+            what = f"the {task} head's training languages" if task else "the model's training languages"
+            logger.warning(f"{lang!r} is not among {what} ({', '.join(trained)}): zero-shot")
 
     # ---- encoding -----------------------------------------------------------------------------------------------
 
@@ -306,6 +343,7 @@ class XLTHubInterface(nn.Module):
         if not sentences:
             return []
         enc = binarize.encode_tagged_chunk(self.encoder, [(s, [0] * len(s)) for s in sentences], self.max_pieces)
+        self.counts["windowed"] += enc["counts"]["split"]
         tokens = self._items(enc["streams"]["input"])
         labels = self._items(enc["streams"]["label"])
         sizes = enc["streams"]["input"][1]
@@ -356,7 +394,7 @@ class XLTHubInterface(nn.Module):
         (``prob``: the label's probability), with ``"start"``/``"end"`` character offsets
         for raw text. ``lang`` is checked against the training languages (the model itself
         has no language input)."""
-        self._check_lang(lang)
+        self.check_language(lang, task)
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
         words, spans = [], []
@@ -382,6 +420,26 @@ class XLTHubInterface(nn.Module):
             out.append(rows)
         return out[0] if single else out
 
+    def entities(
+        self,
+        texts: Union[TextOrWords, Sequence[TextOrWords]],
+        lang: Optional[str] = None,
+        task: str = "ner",
+        batch_size: int = 32,
+    ):
+        """Entity spans of raw sentences (or pre-split ones): per sentence a list of
+        ``{"text", "label", "start", "end", "score"}``, one record per entity. Words are
+        :meth:`tag`'s; entities are read from their IOB2 labels by seqeval's ``get_entities``
+        (as entity F1 counts them). ``start``/``end`` are character offsets into the input
+        string (``text == input[start:end]``; for a list of words, into the words joined by
+        single spaces); ``score`` is the mean of the entity's word probabilities."""
+        from seqeval.metrics.sequence_labeling import get_entities
+
+        single = isinstance(texts, str)
+        items = [texts] if single else list(texts)
+        out = [entity_spans(x, words, get_entities) for x, words in zip(items, self.tag(items, lang, task, batch_size))]
+        return out[0] if single else out
+
     # ---- classification -------------------------------------------------------------------------------------------
 
     @torch.no_grad()
@@ -397,6 +455,7 @@ class XLTHubInterface(nn.Module):
         if not texts:
             return torch.zeros(0, n_classes)
         enc = binarize.encode_text_chunk(self.encoder, texts, self.max_pieces, split_long=False)
+        self.counts["truncated"] += enc["counts"]["long"]
         dataset, sizes = self.source_dataset(self._items(enc["streams"]["input"]))
         out = torch.zeros(len(texts), n_classes)
         for sample in self.batches(dataset, sizes, batch_size):
@@ -408,7 +467,7 @@ class XLTHubInterface(nn.Module):
         self, texts: Union[str, Sequence[str]], task: str = "sentiment", lang: Optional[str] = None, batch_size=32
     ):
         """Classifies texts: per text ``{"label", "prob", "probs": {label: probability}}``."""
-        self._check_lang(lang)
+        self.check_language(lang, task)
         single = isinstance(texts, str)
         items = self._texts(texts)
         labels = self.labels(task)
@@ -442,16 +501,21 @@ class XLTHubInterface(nn.Module):
         of the hypothesis); with ``nbest`` > 1 also ``"nbest"``, the ``nbest`` best hypotheses.
         Further keyword arguments are fairseq generation options (``lenpen``, ``sampling``, ...)."""
         from ..data import binarize
+        from ..generation import GenerationOptionsError, check_generation_options
 
         if self.model.decoder is None:
             raise HubError("this model has no translation decoder (it was trained without translation data)")
-        if nbest > beam:
-            raise HubError(f"nbest ({nbest}) cannot exceed the beam ({beam})")
+        get = generation.get
+        try:
+            check_generation_options(beam, nbest, get("min_len"), max_len_a, max_len_b, get("max_len"), bool(get("sampling")))
+        except GenerationOptionsError as e:
+            raise HubError(str(e)) from None
         single = isinstance(texts, str)
         items = self._texts(texts)
         if not items:
             return []
         enc = binarize.encode_text_chunk(self.encoder, items, self.max_pieces, split_long=False)
+        self.counts["truncated"] += enc["counts"]["long"]
         tokens = self._items(enc["streams"]["input"])
         sizes = enc["streams"]["input"][1]
         dataset = self.task.build_dataset_for_inference(tokens, [int(n) for n in sizes])

@@ -127,7 +127,14 @@ class XLTModelConfig(FairseqDataclass):
     max_target_positions: int = field(default=512, metadata={"help": "number of decoder positions"})
     untie_decoder_embeddings: bool = field(
         default=False,
-        metadata={"help": "give the decoder its own input/output embeddings instead of the encoder's"},
+        metadata={"help": "give the decoder its own input/output embeddings, even with --tie-output-embeddings"},
+    )
+    untie_output_embeddings: bool = field(
+        default=False,
+        metadata={
+            "help": "give the masked-LM head and the decoder their own output layers, starting as copies of the "
+            "token embeddings (default: shared)"
+        },
     )
     # sizes of the heads: set from the data when training, read back from the
     # checkpoint by fairseq-generate (whose task may list fewer corpora)
@@ -216,6 +223,21 @@ class XLTModel(BaseFairseqModel):
 
         return from_pretrained(model_name_or_path, checkpoint_file, data_name_or_path, **kwargs)
 
+    def shared_parameters(self):
+        """The trainable parameters every task reaches as its encoder: the encoder body and the feature
+        extractor. The token embeddings count only when no task uses them as its output layer (the masked-LM
+        head and the translation decoder are tied to them unless --untie-output-embeddings):
+        a tied matrix's gradient is mostly that task's own head's."""
+        encoder = self.encoder
+        embed = encoder.sentence_encoder.embed_tokens.weight
+        tied = encoder.lm_head.weight is embed or (
+            self.decoder is not None and self.decoder.embed_tokens.weight is embed
+        )
+        modules = [encoder.sentence_encoder, encoder.feature_extractor]
+        return [
+            p for m in modules if m is not None for p in m.parameters() if p.requires_grad and not (tied and p is embed)
+        ]
+
     def set_num_updates(self, num_updates):
         self.num_updates = num_updates
         super().set_num_updates(num_updates)
@@ -287,6 +309,11 @@ class XLTModel(BaseFairseqModel):
             from ..pretrained import load_pretrained_encoder
 
             load_pretrained_encoder(encoder, cfg.pretrained_encoder, dictionary)
+        embed = encoder.sentence_encoder.embed_tokens
+        if encoder.lm_head.weight is not embed.weight:
+            # the masked-LM head's own output layer starts as the (pretrained) embeddings
+            with torch.no_grad():
+                encoder.lm_head.weight.copy_(embed.weight)
         if cfg.sharing == "soft":
             task_names = [t for t in (cfg.task_names or "").split(",") if t]
             if len(task_names) < 2:
@@ -298,10 +325,11 @@ class XLTModel(BaseFairseqModel):
         decoder = None
         if cfg.with_decoder:
             dec_args = decoder_namespace(cfg)
-            if cfg.untie_decoder_embeddings:
+            if cfg.untie_decoder_embeddings or safe_getattr(cfg, "untie_output_embeddings", False):
+                # the decoder's own input/output embeddings, starting as the encoder's (pretrained) ones
                 embed = nn.Embedding(len(dictionary), cfg.encoder_embed_dim, dictionary.pad())
-                nn.init.normal_(embed.weight, mean=0, std=cfg.encoder_embed_dim**-0.5)
-                nn.init.constant_(embed.weight[dictionary.pad()], 0)
+                with torch.no_grad():
+                    embed.weight.copy_(encoder.sentence_encoder.embed_tokens.weight)
             else:
                 embed = encoder.sentence_encoder.embed_tokens
             decoder = TransformerDecoder(dec_args, dictionary, embed, no_encoder_attn=False)

@@ -17,6 +17,11 @@ from fairseq.models.transformer import base_architecture as transformer_base_arc
 from .heads import FeatureExtractor
 
 
+def _own_lm_output(cfg) -> bool:
+    tasks = (getattr(cfg, "task_names", "") or "").split(",")
+    return "mlm" in tasks and bool(getattr(cfg, "untie_output_embeddings", False))
+
+
 def encoder_namespace(cfg) -> argparse.Namespace:
     args = argparse.Namespace(
         encoder_layers=cfg.encoder_layers,
@@ -30,7 +35,8 @@ def encoder_namespace(cfg) -> argparse.Namespace:
         activation_dropout=cfg.activation_dropout,
         pooler_dropout=cfg.pooler_dropout,
         encoder_layerdrop=cfg.encoder_layerdrop,
-        untie_weights_roberta=False,
+        # --untie-output-embeddings: a trained masked-LM head gets its own output layer
+        untie_weights_roberta=_own_lm_output(cfg),
         encoder_layers_to_keep=None,
     )
     roberta.base_architecture(args)

@@ -429,14 +429,28 @@ class XLTMultitaskTask(FairseqTask):
         if ignore_grad or skip:
             loss = loss * 0
         self.policy.watch_discriminator(logging_output)
+        terms = criterion.take_balance_terms() if hasattr(criterion, "take_balance_terms") else None
         with torch.autograd.profiler.record_function("backward"):
-            optimizer.backward(loss)
+            if terms is not None and not (ignore_grad or skip):
+                # --task-balance main: one backward per task, auxiliary tasks rescaled on the shared encoder
+                stats = criterion.balance.backward(optimizer, terms, model.shared_parameters())
+                logging_output.update({f"_{k}": v for k, v in stats.items()})
+            else:
+                optimizer.backward(loss)
         return loss, sample_size, logging_output
 
     def optimizer_step(self, optimizer, model, update_num):
         self.policy.step(optimizer, model, update_num)
 
     # ---- validation with BLEU --------------------------------------------------
+
+    def build_generator(self, models, args, **kwargs):
+        """fairseq's generator, after refusing options no generation can satisfy (``--nbest 0``, a
+        beam below 1, a maximum length below the minimum) with one clear error."""
+        from ..generation import check_generation_args
+
+        check_generation_args(args)
+        return super().build_generator(models, args, **kwargs)
 
     def valid_step(self, sample, model, criterion):
         with self.autocast(model):
