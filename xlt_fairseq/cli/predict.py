@@ -23,6 +23,7 @@ place when complete.
     xlt-predict --model model_dir --task ner --lang sw --output-format spans < sentences.txt
     echo "habari njema sana" | xlt-predict --model model_dir --task sentiment
     xlt-predict --model model_dir --task translation --input news.en --output-format tsv
+    xlt-predict --model model_dir --task ner --engine onnx-int8 < sentences.txt     # after xlt-export-onnx
     xlt-predict --checkpoint checkpoints/checkpoint_best.pt --task ner --format conll --input test.conll
 """
 
@@ -74,6 +75,14 @@ def build_parser():
     parser.add_argument("--max-len-a", type=float, default=1.2, help="translation: max length a*source+b")
     parser.add_argument("--max-len-b", type=int, default=10)
     parser.add_argument("--half", action="store_true", help="fp16 inference (GPU only)")
+    parser.add_argument(
+        "--engine",
+        default="torch",
+        choices=("torch", "onnx", "onnx-int8"),
+        help="tagging/classification: run the head with its ONNX export (fp32 or int8; xlt-export-onnx) "
+        "in onnxruntime instead of torch",
+    )
+    parser.add_argument("--onnx-dir", help="--engine onnx*: the export's folder (default: MODEL/onnx/TASK)")
     return parser
 
 
@@ -217,7 +226,7 @@ def run(args, path: str) -> None:
     from ..generation import check_generation_options
     from .common import load, model_inputs
 
-    sources = [("--input", args.input)] + model_inputs(args)
+    sources = [("--input", args.input), ("--onnx-dir", args.onnx_dir)] + model_inputs(args)
     check_outputs([("--output", args.output)], sources)  # before any work
     check_generation_options(args.beam, args.nbest, None, args.max_len_a, args.max_len_b)  # before the model is loaded
     if args.chunk_size < 1 or args.batch_size < 1:
@@ -225,6 +234,8 @@ def run(args, path: str) -> None:
     kind = builtin_kind(args.task)
     if args.output_format in TAGGING_ONLY and kind != "tagging":
         raise ValueError(f"--output-format {args.output_format} is for tagging tasks; use jsonl or tsv")
+    if args.engine != "torch" and kind not in ("tagging", "classification"):
+        raise ValueError(f"--engine {args.engine}: only tagging and classification heads run in ONNX")
     total = None
     if args.format in STREAMED_FORMATS:
         total = count_inputs(kind, path, args.format, args.text_field)
@@ -234,6 +245,10 @@ def run(args, path: str) -> None:
         total = len(inputs)
     hub = load(args, args.half)
     check_request(hub, kind, args.task, args.output_format)
+    if args.engine != "torch":
+        from ..exporters.onnx import ENGINES
+
+        hub.use_onnx(args.task, args.onnx_dir, ENGINES[args.engine])
     with contextlib.ExitStack() as stack:
         out = sys.stdout if args.output == "-" else stack.enter_context(atomic_output(args.output, sources, "--output"))
         bar = stack.enter_context(

@@ -15,6 +15,9 @@ Every tool that writes follows these rules:
   appeared while the tool ran are never deleted (:func:`staged_folder`).
 - **A file is never half-written.** It is written to a temporary file next to
   it and renamed into place (:func:`staged_file`).
+- **Outputs get the umask's modes.** What is renamed into place has the modes a
+  plain ``open()``/``os.makedirs()`` would have given it, not the 0600/0700 of a
+  temporary file or folder (:func:`xlt_fairseq.file_modes.publish`).
 - **Nothing is left behind.** Temporary files and staging folders are removed
   on an error, Ctrl-C, SIGTERM and SIGHUP (the tool's ``main`` turns the last
   two into exceptions: :func:`.staging.signals_as_exceptions`); their names carry
@@ -31,6 +34,7 @@ import shutil
 import tempfile
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
+from ..file_modes import publish
 from .staging import _HOST, _pid_alive, signals_deferred
 
 logger = logging.getLogger(__name__)
@@ -136,12 +140,6 @@ def remove_stale_temporaries(path: str):
                 os.remove(stale)
 
 
-def _umask() -> int:
-    mask = os.umask(0o22)
-    os.umask(mask)
-    return mask
-
-
 # ---- files --------------------------------------------------------------------------------------------------------------
 
 
@@ -158,7 +156,7 @@ def new_temporary(path: str) -> str:
     remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path, "tmp"), dir=folder)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # as open() would have made it, not mkstemp's 0600
+    publish(tmp)  # as open() would have made it, not mkstemp's 0600
     return tmp
 
 
@@ -173,6 +171,7 @@ def staged_file(path: str, inputs: Sequence = (), option: str = "--out") -> Iter
         yield tmp
         check_outputs([(option, path)], inputs)  # again now: a link may have been made meanwhile
         check_file_output(path, option)
+        publish(tmp)  # the umask's mode, whatever wrote the file (a library staging with mkstemp included)
         with signals_deferred():
             os.replace(tmp, path)
     finally:
@@ -245,6 +244,7 @@ def staged_folder(
         with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as f:
             json.dump({"tool": tool, "files": sorted(os.listdir(tmp))}, f, indent=1)
             f.write("\n")
+        publish(tmp)  # the umask's modes, not mkdtemp's 0700 or the 0600 of files a library staged
         # again now: an input may have been moved here, files may have appeared in out_dir meanwhile
         check_outputs([(option, out_dir)], inputs)
         check_folder_output(out_dir, tool, force, option)

@@ -22,9 +22,17 @@ block) and the task's linear head are not expressible by the stock
   (never silently a stock head with other outputs).
 
 The tokenizer is transformers' ``XLMRobertaTokenizer`` built from the model's
-sentencepiece model (ids = fairseq dictionary ids). The export is checked
-before the folder is moved into place: token ids equal the plugin's and logits
-equal the plugin's within ``atol``.
+sentencepiece model (ids = fairseq dictionary ids). A tagging export also ships
+``pipeline_xlt.py`` and ``words.py`` (the plugin's word splitter), named in the
+config's ``custom_pipelines`` as ``xlt-token-classification``: a pipeline that
+groups pieces into words exactly as the plugin does (:mod:`.pipeline_xlt`).
+``README.md`` is a model card (languages, task, labels, training corpora,
+metrics when given, licence note).
+
+The export is checked before the folder is moved into place: token ids equal
+the plugin's (of raw text, and of its words encoded one by one), logits equal
+the plugin's within ``atol``, and the pipeline's word labels equal
+``XLTModel.tag``'s. Files come out with the umask's modes (0644/0755).
 """
 
 import json
@@ -43,6 +51,7 @@ CHECK_TEXTS = (
     "The European Union met in Brussels on Monday.",
     "Ọ̀gbẹ́ni Adé lọ sí Èkó lánàá.",
     "a",
+    '"""" ▁ « Rais » wa Tanzania\u200b , alisema : "Ndiyo" .',
 )
 
 
@@ -174,10 +183,14 @@ def export_hf(
     force: bool = False,
     check_texts: Optional[Sequence[str]] = None,
     atol: float = 1e-4,
+    card: Optional[dict] = None,
 ) -> dict:
-    """Writes ``out_dir``: ``config.json``, ``model.safetensors``, the tokenizer files and
-    ``modeling_xlt.py`` for ``task``'s head of ``model`` (a model folder or a checkpoint).
-    Returns a summary with the largest logit difference measured on ``check_texts``."""
+    """Writes ``out_dir``: ``config.json``, ``model.safetensors``, the tokenizer files,
+    ``modeling_xlt.py`` (and for tagging ``pipeline_xlt.py``, ``words.py``) and ``README.md``
+    for ``task``'s head of ``model`` (a model folder or a checkpoint). ``card``: what the model
+    card cannot read from the model (``data``: training data names, ``metrics``: xlt-evaluate
+    results, ``license``, ``base_model``). Returns a summary with the largest logit
+    difference measured on ``check_texts``."""
     from ..data.binarize import SPM_FILE
     from ..data.task_names import builtin_kind
     from ..data import outputs
@@ -187,12 +200,24 @@ def export_hf(
     outputs.check_outputs([("--out", out_dir)], [("--model", model)])  # before any work; again at the end
     outputs.check_folder_output(out_dir, "xlt-export-hf", force)
     hub = load_hub(model, device="cpu").float()
+    if task == "translation":
+        raise HFExportError(
+            "translation is a sequence-to-sequence decoder: a transformers token-classification or "
+            "sequence-classification folder cannot hold it; what exports is a tagging head (ner, an auxiliary "
+            f"tagging task) or a classification head (sentiment): this model has {', '.join(hub.heads) or 'none'}"
+        )
     if task not in hub.heads:
-        raise HFExportError(f"{model}: the model has no {task!r} head (heads: {', '.join(hub.heads) or 'none'})")
+        raise HFExportError(
+            f"{model}: the model has no {task!r} head (heads that can be exported: {', '.join(hub.heads) or 'none'})"
+        )
     kind = builtin_kind(task)
     if kind not in ("tagging", "classification"):
         raise HFExportError(f"{task}: only tagging and classification heads can be exported")
     config, architecture = hf_config(hub, task, kind)
+    if kind == "tagging":
+        from .pipeline_xlt import CUSTOM_PIPELINES
+
+        config.custom_pipelines = CUSTOM_PIPELINES
     hf_model = _model_class(architecture)(config)
     missing, unexpected = hf_model.load_state_dict(convert_state(hub, task), strict=False)
     missing = [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))]
@@ -203,19 +228,20 @@ def export_hf(
     sources = [("--model", model), ("the encoder directory", hub.encoder.encoder_dir)]
     with outputs.staged_folder(out_dir, "xlt-export-hf", force, sources) as tmp:
         hf_model.save_pretrained(tmp)
-        shutil.copyfile(
-            os.path.join(os.path.dirname(__file__), "modeling_xlt.py"), os.path.join(tmp, "modeling_xlt.py")
-        )
+        here = os.path.dirname(os.path.abspath(__file__))
+        shutil.copyfile(os.path.join(here, "modeling_xlt.py"), os.path.join(tmp, "modeling_xlt.py"))
+        if kind == "tagging":
+            shutil.copyfile(os.path.join(here, "pipeline_xlt.py"), os.path.join(tmp, "pipeline_xlt.py"))
+            shutil.copyfile(os.path.join(os.path.dirname(here), "data", "words.py"), os.path.join(tmp, "words.py"))
         _write_tokenizer(hub, tmp, os.path.join(hub.encoder.encoder_dir, SPM_FILE))
         texts = list(check_texts or CHECK_TEXTS)
         diff = check_export(hub, task, tmp, texts, atol)
+        summary = {"task": task, "architecture": architecture, "max_abs_logit_diff": diff, "checked_texts": len(texts)}
         with open(os.path.join(tmp, "xlt_export.json"), "w", encoding="utf-8") as f:
-            json.dump(
-                {"task": task, "architecture": architecture, "max_abs_logit_diff": diff, "checked_texts": len(texts)},
-                f,
-                indent=2,
-            )
+            json.dump(summary, f, indent=2)
             f.write("\n")
+        with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as f:
+            f.write(model_card(hub, task, kind, summary, card or {}))
     logger.info(f"wrote {out_dir} ({architecture}, {config.num_labels} labels; max logit difference {diff:.2e})")
     return {
         "out": out_dir,
@@ -267,4 +293,138 @@ def check_export(hub, task: str, folder: str, texts: List[str], atol: float) -> 
         worst = max(worst, float((theirs - mine).abs().max()))
     if worst > atol:
         raise HFExportError(f"{folder}: the exported logits differ from the plugin's by {worst:.2e} (> {atol:g})")
+    if tagging:
+        _check_words(hub, task, folder, model, tok, texts)
     return worst
+
+
+def _check_words(hub, task: str, folder: str, model, tok, texts: List[str]):
+    """The words' pieces (each word encoded on its own) and the shipped pipeline's word labels
+    equal the plugin's."""
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    from ..data.words import split_words
+
+    for text in texts:
+        words = split_words(text)[0]
+        if not words:
+            continue
+        encoded = tok(words, is_split_into_words=True, add_special_tokens=False)
+        pieces = [[] for _ in words]
+        for piece, w in zip(encoded["input_ids"], encoded.word_ids()):
+            pieces[w].append(piece)
+        for word, ids in zip(words, pieces):
+            ours = hub.encoder.encode_word(word)
+            if (ids or [tok.unk_token_id]) != ours:
+                raise HFExportError(f"{folder}: the tokenizer gives {ids[:12]} for the word {word!r}, the plugin {ours[:12]}")
+    pipeline_class = get_class_from_dynamic_module("pipeline_xlt.XLTTokenClassificationPipeline", folder)
+    transformers = import_transformers()
+    pipe = transformers.pipeline("token-classification", model=model, tokenizer=tok, pipeline_class=pipeline_class)
+    theirs = pipe(texts, ignore_labels=[])
+    for text, rows, mine in zip(texts, theirs, hub.tag(texts, task=task)):
+        got = [(r["word"], r["entity"], r["start"], r["end"]) for r in rows]
+        want = [(r["word"], r["label"], r["start"], r["end"]) for r in mine]
+        if got != want:
+            raise HFExportError(f"{folder}: the pipeline labels the words of {text!r} as {got[:6]}, the plugin {want[:6]}")
+
+
+def model_card(hub, task: str, kind: str, summary: dict, card: dict) -> str:
+    """README.md of the export: a Hugging Face model card (YAML metadata + what the model is)."""
+    info = hub.info or {}
+    corpora = (info.get("corpora") or {}).get(task) or {
+        key: {"language": hub.task.corpus_language(task, key)} for key in hub.task.corpus_keys.get(task, [])
+    }
+    langs = sorted({c["language"] for c in corpora.values()})
+    labels = hub.labels(task)
+    pipeline_tag = "token-classification" if kind == "tagging" else "text-classification"
+    data = list(card.get("data") or [])
+    license_id = card.get("license") or "other"
+    meta = ["---", "language:"] + [f"- {lang}" for lang in langs]
+    meta += [f"license: {license_id}", "library_name: transformers", f"pipeline_tag: {pipeline_tag}"]
+    meta += ["tags:", "- xlt_fairseq", f"- {task}", "- cross-lingual-transfer"]
+    if card.get("base_model"):
+        meta.append(f"base_model: {card['base_model']}")
+    if card.get("metrics"):
+        names = sorted({k for m in card["metrics"] for k in m.get("metrics", {}) if k in _METRIC_NAMES})
+        meta += ["metrics:"] + [f"- {_METRIC_NAMES[k]}" for k in names]
+    meta.append("---")
+    source = info.get("source") or {}
+    trained = []
+    for key, c in sorted(corpora.items()):
+        domain = f", domain {c['domain']}" if c.get("domain") not in (None, "general") else ""
+        trained.append(f"{task}/{key} ({c['language']}{domain})")
+    other = [t for t in (info.get("tasks") or []) if t != task]
+    what = "token classification: one label per word, read at its first piece" if kind == "tagging" else "text classification"
+    rows = [
+        ("task", f"`{task}` ({what})"),
+        ("languages", ", ".join(langs) or "not recorded"),
+        ("labels", ", ".join(f"`{label}`" for label in labels)),
+        ("training data", "; ".join(data) if data else "not named at export (pass --data-name)"),
+        ("trained on the corpora", ", ".join(trained) or "not recorded"),
+    ]
+    if other:
+        rows.append(("trained together with", ", ".join(other) + " (multi-task; only this head is exported)"))
+    if source.get("num_updates"):
+        rows.append(("updates", f"{source['num_updates']:,} ({source.get('checkpoint', 'checkpoint')})"))
+    rows.append(("checked at export", f"logits within {summary['max_abs_logit_diff']:.1e} of xlt_fairseq's on "
+                                      f"{summary['checked_texts']} texts"))
+    lines = meta + [
+        "",
+        f"# {task} ({', '.join(langs)}), exported from xlt_fairseq",
+        "",
+        f"The `{task}` head of a model trained with xlt_fairseq (a fairseq plugin for "
+        "cross-lingual transfer: a shared multilingual encoder, task heads and a language discriminator), "
+        "exported by `xlt-export-hf`.",
+        "",
+        "| | |",
+        "|---|---|",
+    ]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    if card.get("metrics"):
+        lines += ["", "## Metrics", "", "| language | test file | metric | value |", "|---|---|---|---|"]
+        for m in card["metrics"]:
+            for k, v in m.get("metrics", {}).items():
+                if k in _METRIC_NAMES and isinstance(v, (int, float)):
+                    lines.append(f"| {m.get('lang', '')} | {os.path.basename(str(m.get('test', '')))} | {k} | {v:.4f} |")
+    lines += ["", "## Use", "", "```python"]
+    if kind == "tagging":
+        lines += [
+            "from transformers import pipeline",
+            "",
+            'ner = pipeline("xlt-token-classification", model="THIS_FOLDER", trust_remote_code=True,',
+            '               aggregation_strategy="first")',
+            'ner("Amina Mohamed alizaliwa Nairobi, Kenya.")   # entities: entity_group, score, word, start, end',
+            "```",
+            "",
+            "`xlt-token-classification` (`pipeline_xlt.py`, `words.py`) splits text into words as xlt_fairseq does "
+            "(whitespace, punctuation split off at both ends of a token), encodes each word on its own and reads "
+            "its label at its first piece, so its labels are xlt_fairseq's (`xlt-predict`). transformers' stock "
+            "`token-classification` pipeline guesses words from character offsets and disagrees on some words "
+            '(`""""` is one word there, four here; a bare `▁` piece becomes a word of its own). '
+            '`aggregation_strategy="none"` gives one record per word; `ignore_labels=[]` keeps the `O` words.',
+        ]
+    else:
+        lines += [
+            "from transformers import pipeline",
+            "",
+            'clf = pipeline("text-classification", model="THIS_FOLDER", trust_remote_code=True)',
+            'clf("habari njema sana")',
+            "```",
+        ]
+    lines += [
+        "",
+        "The model classes are in `modeling_xlt.py` (an XLM-R body, the plugin's feature extractor, a linear "
+        "head): load with `trust_remote_code=True`.",
+        "",
+        "## Licence",
+        "",
+        f"Licence given at export: `{license_id}`. The weights are derived from the pretrained encoder the model "
+        "was trained from and from its training data; their licences apply to this model too (several NER and "
+        "sentiment corpora, e.g. MasakhaNER and WikiAnn, are for non-commercial use only). Check them before you "
+        "redistribute or deploy it.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+_METRIC_NAMES = {"f1": "f1", "precision": "precision", "recall": "recall", "acc": "accuracy", "macro_f1": "f1"}

@@ -10,6 +10,7 @@ interfaces (``fairseq/models/roberta/hub_interface.py``)::
     xlt.classify(["habari njema sana"])                 # label and class probabilities
     xlt.translate(["hello world"], beam=5)              # in-process generation, with scores
     xlt.logits("Amina anaishi Nairobi.", "ner")         # raw per-piece logits (<s> ... </s>)
+    xlt.use_onnx("ner", precision="int8")               # the head in onnxruntime (xlt-export-onnx)
 
 It is the one inference engine of the plugin: ``xlt-predict``, ``xlt-evaluate``
 (and the experiment runner) and the exporters all run through it. Text is
@@ -201,6 +202,22 @@ class XLTHubInterface(nn.Module):
         # inputs longer than the model's positions so far: "truncated" (classification, translation: cut as
         # preprocessing cuts them) and "windowed" (tagging: split into windows, every word tagged)
         self.counts = collections.Counter()
+        # task -> a callable (src_tokens -> logits) that runs the head instead of the torch model: an
+        # ONNX export (use_onnx); tokenisation, batching and the records stay the plugin's
+        self.engines = {}
+
+    def use_onnx(self, task: str = "ner", folder: Optional[str] = None, precision: str = "fp32", threads=None):
+        """Runs ``task``'s head with its ONNX export (``xlt-export-onnx``; default folder: the model
+        folder's ``onnx/TASK``), ``precision`` ``fp32`` or ``int8``; returns ``self``."""
+        from ..exporters.onnx import attach
+
+        return attach(self, task, folder, precision, threads)
+
+    def _head_logits(self, net_input: dict, task: str) -> torch.Tensor:
+        engine = self.engines.get(task)
+        if engine is not None:
+            return engine(net_input["src_tokens"])
+        return self.model(**net_input, task=task)["logits"]
 
     # ---- what the model holds -----------------------------------------------------------------------------------
 
@@ -350,7 +367,7 @@ class XLTHubInterface(nn.Module):
         )
         per_window: List[Optional[torch.Tensor]] = [None] * len(tokens)
         for sample in self.batches(dataset, sizes, batch_size):
-            logits = self.model(**sample["net_input"], task=task)["logits"]
+            logits = self._head_logits(sample["net_input"], task)
             probs = torch.softmax(logits.float(), dim=-1).cpu()
             first = (sample["target"] != corpora.IGNORE_INDEX).cpu()
             for row, idx in enumerate(sample["id"].tolist()):
@@ -442,7 +459,7 @@ class XLTHubInterface(nn.Module):
         dataset, sizes = self.source_dataset(self._items(enc["streams"]["input"]))
         out = torch.zeros(len(texts), n_classes)
         for sample in self.batches(dataset, sizes, batch_size):
-            logits = self.model(**sample["net_input"], task=task)["logits"]
+            logits = self._head_logits(sample["net_input"], task)
             out[sample["id"].cpu()] = torch.softmax(logits.float(), dim=-1).cpu()
         return out
 
@@ -525,9 +542,10 @@ class XLTHubInterface(nn.Module):
         lengths = torch.tensor([tokens.shape[1]], device=self.device)
         if task == "translation":
             raise HubError("translation has no per-piece logits here; use translate()")
-        if task != "mlm":
-            self._kind(task)  # refuses a head the model does not have
-        return self.model(tokens, lengths, task=task)["logits"][0]
+        if task == "mlm":
+            return self.model(tokens, lengths, task=task)["logits"][0]
+        self._kind(task)  # refuses a head the model does not have
+        return self._head_logits({"src_tokens": tokens, "src_lengths": lengths}, task)[0]
 
     def extract_features(self, text: TextOrWords, task: Optional[str] = None) -> torch.Tensor:
         """The feature extractor's output per piece (pieces x dim) that the heads read."""
