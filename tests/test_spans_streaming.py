@@ -2,15 +2,12 @@
 prediction (chunks of --chunk-size, a lazy reader, one warning for long inputs), on
 the tiny model of test_hub."""
 
-import contextlib
-import io
 import json
 import logging
-import sys
 
 import pytest
 
-from tests.test_hub import hub, trained_model  # noqa: F401  (module fixtures)
+from tests.test_hub import hub, predict, trained_model  # noqa: F401  (module fixtures)
 
 # quotes, punctuation glued to words, non-ASCII words, a repeated word, several spaces
 TEXTS = [
@@ -19,20 +16,6 @@ TEXTS = [
     "«Aloc2» — Aper1’s aka Aper1 aka",
     "",
 ]
-
-
-def predict(argv, stdin=""):
-    from xlt_fairseq.cli import predict as predict_cli
-
-    out, err = io.StringIO(), io.StringIO()
-    old = sys.stdin
-    sys.stdin = io.StringIO(stdin)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            rc = predict_cli.main(argv)
-    finally:
-        sys.stdin = old
-    return rc, out.getvalue(), err.getvalue()
 
 
 # ---- spans -----------------------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ import csv
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 from .formats_translation import (  # noqa: F401  (re-exported: every format is read through this module)
     TRANSLATION_FORMATS,
@@ -462,9 +462,9 @@ def read_json_lines(path, text_field: str = "text", tokens_field: Optional[str] 
     return list(iter_json_lines(path, text_field, tokens_field))
 
 
-def iter_json_lines(path, text_field: str = "text", tokens_field: Optional[str] = "tokens") -> Iterator[dict]:
-    """:func:`read_json_lines` one object at a time, as the file is read."""
-    for lineno, line in iter_lines(path):
+def json_objects(path, numbered_lines) -> Iterator[Tuple[int, dict]]:
+    """``(line number, object)`` for every non-blank line of a JSON Lines file, each line one JSON object."""
+    for lineno, line in numbered_lines:
         if not line.strip():
             continue
         try:
@@ -473,6 +473,12 @@ def iter_json_lines(path, text_field: str = "text", tokens_field: Optional[str] 
             raise DataFormatError(path, lineno, f"not valid JSON ({e})") from None
         if not isinstance(obj, dict):
             raise DataFormatError(path, lineno, "expected a JSON object")
+        yield lineno, obj
+
+
+def iter_json_lines(path, text_field: str = "text", tokens_field: Optional[str] = "tokens") -> Iterator[dict]:
+    """:func:`read_json_lines` one object at a time, as the file is read."""
+    for lineno, obj in json_objects(path, iter_lines(path)):
         if isinstance(obj.get(text_field), str):
             pass
         elif tokens_field and tokens_field in obj:

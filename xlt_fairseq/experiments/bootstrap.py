@@ -28,14 +28,13 @@ Lines (``{"tokens", "words": [{"word", "label"}, ...]}``) or CoNLL
 line is :mod:`xlt_fairseq.cli.bootstrap` (``xlt-bootstrap``).
 """
 
-import json
 import logging
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..data.formats import DataFormatError, read_lines, read_tagged
+from ..data.formats import DataFormatError, json_objects, read_lines, read_tagged
 
 logger = logging.getLogger(__name__)
 
@@ -186,15 +185,7 @@ def read_tagged_predictions(path: str) -> Predictions:
         sents = read_tagged(path, "conll")
         return Predictions(path, [s.tokens for s in sents], None, [s.tags for s in sents])
     tokens, gold, pred = [], [], []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError as e:
-            raise DataFormatError(path, lineno, f"not valid JSON ({e})") from None
-        if not isinstance(obj, dict):
-            raise DataFormatError(path, lineno, "expected a JSON object")
+    for lineno, obj in json_objects(path, enumerate(lines, start=1)):
         if "pred" in obj:  # the evaluation's rows
             p, g, t = obj["pred"], obj.get("gold"), obj.get("tokens")
         elif "words" in obj:  # xlt-predict's
